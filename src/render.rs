@@ -1,0 +1,364 @@
+//! Turns a snapshot and the exporter's own state into the Prometheus text exposition.
+//!
+//! Rendering happens once per scan, not per scrape: scrapes are served the bytes made here, so
+//! their cost does not depend on the engine or on how many scrapers there are.
+
+use bytes::Bytes;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+
+use crate::snapshot::{Snapshot, Usage};
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Said in the HELP of every series that comes from the engine.
+const CACHED: &str = "As of the last successful scan.";
+
+/// What the engine said about itself when the exporter connected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// `docker` or `podman`.
+    pub engine: String,
+    pub version: String,
+    /// The API version the exporter speaks to the engine, after negotiation.
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    /// Storage driver, or the image store (`containerd`) where the engine says so.
+    pub storage_driver: String,
+}
+
+/// The exporter's own record of its scans.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanStatus {
+    /// Whether the last scan succeeded.
+    pub success: bool,
+    /// How long the last scan took, successful or not.
+    pub duration_seconds: f64,
+    /// When the last successful scan finished, in seconds since the epoch.
+    pub last_success_timestamp: Option<f64>,
+    pub successes: u64,
+    pub failures: u64,
+}
+
+/// The build's identity, for `docker_image_exporter_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub revision: &'static str,
+    pub rustc_version: &'static str,
+}
+
+impl BuildInfo {
+    /// The identity of this binary, recorded at compile time.
+    pub const CURRENT: BuildInfo = BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        revision: env!("BUILD_REVISION"),
+        rustc_version: env!("BUILD_RUSTC_VERSION"),
+    };
+}
+
+/// Renders everything the telemetry path serves.
+pub fn render(
+    snapshot: Option<&Snapshot>,
+    engine: Option<&EngineInfo>,
+    status: &ScanStatus,
+    build: &BuildInfo,
+) -> Bytes {
+    let mut families = Vec::with_capacity(20);
+    if let Some(snapshot) = snapshot {
+        image_families(snapshot, &mut families);
+        host_families(snapshot, &mut families);
+    }
+    if let Some(engine) = engine {
+        let mut info = Family::gauge(
+            "docker_engine_info",
+            "The container engine the exporter reads, as it described itself at connect time; \
+             api_version is the negotiated one. Always 1.",
+        );
+        info.sample(
+            &[
+                ("engine", &engine.engine),
+                ("version", &engine.version),
+                ("api_version", &engine.api_version),
+                ("os", &engine.os),
+                ("arch", &engine.arch),
+                ("storage_driver", &engine.storage_driver),
+            ],
+            1.0,
+        );
+        families.push(info.0);
+    }
+    exporter_families(status, build, &mut families);
+
+    let mut buffer = Vec::with_capacity(estimate_size(snapshot));
+    // NOTE: encoding only fails on a writer error or a family without samples; the writer is
+    // a Vec and families are built with samples, so this cannot fail on data from outside.
+    if let Err(error) = TextEncoder::new().encode(&families, &mut buffer) {
+        tracing::error!(%error, "failed to encode the exposition");
+    }
+    Bytes::from(buffer)
+}
+
+/// A rough size of the exposition, so that the buffer is allocated once.
+fn estimate_size(snapshot: Option<&Snapshot>) -> usize {
+    let images = snapshot.map_or(0, |s| s.images.len());
+    let states = snapshot.map_or(0, |s| s.states.len());
+    4096 + images * (states + 8) * 180
+}
+
+/// The per-image families.
+fn image_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let mut containers = Family::gauge(
+        "docker_image_containers",
+        &format!(
+            "Containers whose ImageID is this image, by container state, from the engine's \
+             container list (all=1). {CACHED}"
+        ),
+    );
+    let mut usage = Family::gauge(
+        "docker_image_usage",
+        &format!(
+            "The image's usage class: in_use (a container in a live state references it), \
+             stopped_only (referenced by stopped containers only), unused (no container). \
+             1 for the image's class, 0 for the others. {CACHED}"
+        ),
+    );
+    let mut info = Family::gauge(
+        "docker_image_info",
+        &format!(
+            "Every image the engine lists (all=1), and every image ID containers reference that \
+             it no longer lists (image=\"<missing>\"). Always 1. {CACHED}"
+        ),
+    );
+    let mut tags = Family::gauge(
+        "docker_image_tag_info",
+        &format!("One series per tag of each image, from the engine's image list. {CACHED}"),
+    );
+    let mut size = Family::gauge(
+        "docker_image_size_bytes",
+        &format!("The image's size as the engine's image list reports it. {CACHED}"),
+    );
+    let mut created = Family::gauge(
+        "docker_image_created_timestamp_seconds",
+        &format!("When the image was created, from the engine's image list. {CACHED}"),
+    );
+
+    for image in &snapshot.images {
+        let (id, name) = (image.id.as_str(), image.name.as_str());
+        for (state, count) in snapshot.states.iter().zip(&image.references) {
+            containers
+                .sample(&[("image_id", id), ("image", name), ("state", state)], *count as f64);
+        }
+        for class in Usage::ALL {
+            let value = if class == image.usage { 1.0 } else { 0.0 };
+            usage.sample(&[("image_id", id), ("image", name), ("usage", class.as_str())], value);
+        }
+        let dangling = if image.dangling { "true" } else { "false" };
+        info.sample(&[("image_id", id), ("image", name), ("dangling", dangling)], 1.0);
+        for tag in &image.tags {
+            tags.sample(&[("image_id", id), ("tag", tag)], 1.0);
+        }
+        if let Some(bytes) = image.size_bytes {
+            size.sample(&[("image_id", id), ("image", name)], bytes as f64);
+        }
+        if let Some(seconds) = image.created_seconds {
+            created.sample(&[("image_id", id), ("image", name)], seconds as f64);
+        }
+    }
+    families.extend([containers, usage, info, tags, size, created].into_iter().map(|f| f.0));
+}
+
+/// The host totals.
+fn host_families(snapshot: &Snapshot, families: &mut Vec<MetricFamily>) {
+    let mut images = Family::gauge(
+        "docker_images",
+        &format!("Images the engine lists, by usage class. {CACHED}"),
+    );
+    let mut bytes = Family::gauge(
+        "docker_images_size_bytes",
+        &format!("Total size of the images the engine lists, by usage class. {CACHED}"),
+    );
+    let counts = snapshot.images_by_usage();
+    let sizes = snapshot.bytes_by_usage();
+    for (i, class) in Usage::ALL.iter().enumerate() {
+        images.sample(&[("usage", class.as_str())], counts[i] as f64);
+        bytes.sample(&[("usage", class.as_str())], sizes[i] as f64);
+    }
+
+    let mut dangling = Family::gauge(
+        "docker_images_dangling",
+        &format!("Images the engine lists without any tag, used or not. {CACHED}"),
+    );
+    dangling.sample(&[], snapshot.dangling_images() as f64);
+    let mut missing = Family::gauge(
+        "docker_images_missing",
+        &format!(
+            "Image IDs that containers reference but the engine no longer lists \
+             (force-removed images). {CACHED}"
+        ),
+    );
+    missing.sample(&[], snapshot.missing_images() as f64);
+
+    let mut containers = Family::gauge(
+        "docker_containers",
+        &format!("Containers on the host, by state, from the container list (all=1). {CACHED}"),
+    );
+    for (state, count) in snapshot.states.iter().zip(&snapshot.containers_by_state) {
+        containers.sample(&[("state", state)], *count as f64);
+    }
+    let mut unattributed = Family::gauge(
+        "docker_containers_without_image_id",
+        &format!(
+            "Containers the engine listed without an ImageID, which no image can be charged \
+             with. {CACHED}"
+        ),
+    );
+    unattributed.sample(&[], snapshot.unattributed_containers as f64);
+
+    families.extend([images, bytes, dangling, missing, containers, unattributed].map(|f| f.0));
+}
+
+/// The exporter's own health.
+fn exporter_families(status: &ScanStatus, build: &BuildInfo, families: &mut Vec<MetricFamily>) {
+    let mut build_info = Family::gauge(
+        "docker_image_exporter_build_info",
+        "The exporter's version, source revision and compiler. Always 1.",
+    );
+    build_info.sample(
+        &[
+            ("version", build.version),
+            ("revision", build.revision),
+            ("rustc_version", build.rustc_version),
+        ],
+        1.0,
+    );
+    let mut success = Family::gauge(
+        "docker_image_exporter_scan_success",
+        "1 if the last scan of the engine succeeded, 0 if it failed. While it is 0 the \
+         engine's series keep the values of the last successful scan.",
+    );
+    success.sample(&[], if status.success { 1.0 } else { 0.0 });
+    let mut duration = Family::gauge(
+        "docker_image_exporter_scan_duration_seconds",
+        "How long the last scan took, successful or not.",
+    );
+    duration.sample(&[], status.duration_seconds);
+    let mut scans = Family::counter(
+        "docker_image_exporter_scans_total",
+        "Scans of the engine since the exporter started, by result.",
+    );
+    scans.count(&[("result", "success")], status.successes as f64);
+    scans.count(&[("result", "failure")], status.failures as f64);
+
+    families.extend([build_info, success, duration].map(|f| f.0));
+    if let Some(timestamp) = status.last_success_timestamp {
+        let mut last = Family::gauge(
+            "docker_image_exporter_last_scan_success_timestamp_seconds",
+            "When the last successful scan finished, in seconds since the epoch.",
+        );
+        last.sample(&[], timestamp);
+        families.push(last.0);
+    }
+    families.push(scans.0);
+}
+
+/// A metric family under construction.
+struct Family(MetricFamily);
+
+impl Family {
+    fn gauge(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::GAUGE)
+    }
+
+    fn counter(name: &str, help: &str) -> Family {
+        Family::new(name, help, MetricType::COUNTER)
+    }
+
+    fn new(name: &str, help: &str, kind: MetricType) -> Family {
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_owned());
+        family.set_help(help.to_owned());
+        family.set_field_type(kind);
+        Family(family)
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        let mut metric = Metric::from_label(label_pairs(labels));
+        metric.set_gauge(gauge);
+        self.0.mut_metric().push(metric);
+    }
+
+    fn count(&mut self, labels: &[(&str, &str)], value: f64) {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        let mut metric = Metric::from_label(label_pairs(labels));
+        metric.set_counter(counter);
+        self.0.mut_metric().push(metric);
+    }
+}
+
+fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
+    labels
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ContainerSummary, ImageSummary};
+    use crate::snapshot::LiveStates;
+
+    #[test]
+    fn an_empty_exporter_still_reports_its_health() {
+        let text = render(None, None, &ScanStatus::default(), &BuildInfo::CURRENT);
+        let text = std::str::from_utf8(&text).expect("utf-8");
+        assert!(text.contains("docker_image_exporter_scan_success 0\n"));
+        assert!(text.contains("docker_image_exporter_scans_total{result=\"failure\"} 0\n"));
+        assert!(!text.contains("docker_image_containers"));
+        assert!(!text.contains("last_scan_success_timestamp"));
+    }
+
+    #[test]
+    fn series_are_dense_over_states_and_usage() {
+        let images = vec![ImageSummary {
+            id: "sha256:aa".into(),
+            repo_tags: Some(vec!["app:1".into()]),
+            repo_digests: None,
+            created: Some(10),
+            size: Some(-1),
+        }];
+        let containers = vec![ContainerSummary {
+            id: "c".into(),
+            image_id: Some("sha256:aa".into()),
+            image: None,
+            state: Some("exited".into()),
+        }];
+        let live = LiveStates::new(["running"]);
+        let snapshot = Snapshot::build(images, containers, &live);
+        let text = render(Some(&snapshot), None, &ScanStatus::default(), &BuildInfo::CURRENT);
+        let text = std::str::from_utf8(&text).expect("utf-8");
+
+        let per_state = text.lines().filter(|l| l.starts_with("docker_image_containers{")).count();
+        assert_eq!(per_state, 7);
+        assert!(text.contains(
+            "docker_image_usage{image_id=\"sha256:aa\",image=\"app:1\",usage=\"stopped_only\"} 1"
+        ));
+        assert!(text.contains(
+            "docker_image_usage{image_id=\"sha256:aa\",image=\"app:1\",usage=\"unused\"} 0"
+        ));
+        // A size of -1 means "not computed" and is not published.
+        assert!(!text.contains("docker_image_size_bytes{"));
+        assert!(!text.contains("-1"));
+    }
+}
