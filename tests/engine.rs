@@ -175,10 +175,13 @@ fn chattr(flag: &str, file: &str) {
     }
 }
 
+/// A check of one scrape: `Err` says what is wrong.
+type Check = Box<dyn Fn(&Exposition) -> Result<(), String>>;
+
 /// One expectation about the exposition, checked by [`check_all`].
 struct Expect {
     what: String,
-    check: Box<dyn Fn(&Exposition) -> Result<(), String>>,
+    check: Check,
 }
 
 fn expect(
