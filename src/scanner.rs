@@ -41,7 +41,8 @@ impl Published {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn publish(&self, exposition: Bytes, scanned: bool) {
+    /// Replaces the exposition; `scanned` marks it as the result of a successful scan.
+    pub fn publish(&self, exposition: Bytes, scanned: bool) {
         *self.exposition.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = exposition;
         if scanned {
             self.ready.store(true, Ordering::Release);

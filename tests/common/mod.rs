@@ -74,6 +74,22 @@ impl Exporter {
         self.logs.lock().expect("log lock").clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself, for at most 15 seconds.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the exporter did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit, returning how long it took.
     pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
