@@ -52,6 +52,7 @@ pub struct Args {
         default_value = DEFAULT_DOCKER_TIMEOUT,
         value_name = "DURATION",
         value_parser = parse_duration,
+        allow_hyphen_values = true,
     )]
     pub docker_timeout: Duration,
 
@@ -62,6 +63,7 @@ pub struct Args {
         default_value = DEFAULT_SCAN_INTERVAL,
         value_name = "DURATION",
         value_parser = parse_duration,
+        allow_hyphen_values = true,
     )]
     pub scan_interval: Duration,
 

@@ -441,3 +441,94 @@ fn readiness_follows_the_first_scan_and_sigterm_stops_quickly() {
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(5), "took {took:?} to stop");
 }
+
+/// Where the engine's socket is, from `DOCKER_HOST`.
+fn engine_socket() -> String {
+    let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST is set by engine()");
+    host.strip_prefix("unix://").expect("the suite runs against a unix socket").to_owned()
+}
+
+/// Passes connections through to the engine, writing down each request line it carries.
+fn recording_proxy(
+    dir: &Path,
+    engine: String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    let path = dir.join("proxy.sock");
+    let listener = UnixListener::bind(&path).expect("bind the proxy socket");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = UnixStream::connect(&engine) else { continue };
+            let (mut from_client, mut to_engine) =
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut from_engine, mut to_client) = (upstream, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_engine, &mut to_client);
+            });
+            let record = record.clone();
+            std::thread::spawn(move || {
+                // Requests here have no bodies, so each head follows the previous one.
+                let mut pending = Vec::new();
+                let mut buffer = [0u8; 8192];
+                while let Ok(n) = from_client.read(&mut buffer) {
+                    if n == 0 || to_engine.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                    pending.extend_from_slice(&buffer[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                        let line = head.lines().next().unwrap_or_default().to_owned();
+                        record.lock().unwrap().push(line);
+                        pending.drain(..end + 4);
+                    }
+                }
+            });
+        }
+    });
+    (format!("unix://{}", path.display()), seen)
+}
+
+#[test]
+fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
+    engine();
+    let mut scenario = Scenario::new("calls");
+    let tag = format!("{}:1", scenario.repo("calls"));
+    let image = scenario.image("calls", Some(&tag));
+    for _ in 0..5 {
+        scenario.container_in_state(&image, "created");
+    }
+
+    let dir = std::env::temp_dir().join(format!("die-proxy-{}", scenario.run));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (proxy, seen) = recording_proxy(&dir, engine_socket());
+    let mut exporter = Exporter::start(&["--docker.host", &proxy, "--scan.interval", "200ms"]);
+    check_all(&exporter, &[image_is(&image, &tag, &[("created", 5.0)], "stopped_only")]);
+    std::thread::sleep(Duration::from_secs(1));
+    let successes = exporter
+        .scrape()
+        .value("docker_image_exporter_scans_total", &[("result", "success")])
+        .unwrap();
+    exporter.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let requests = seen.lock().unwrap().clone();
+    let not_get: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
+    assert!(not_get.is_empty(), "requests that are not GET: {not_get:?}");
+    let count = |part: &str| requests.iter().filter(|r| r.contains(part)).count() as f64;
+    let containers = count("/containers/json?all=1 ");
+    let images = count("/images/json?all=1 ");
+    // A scan may have been under way when the exporter stopped.
+    assert!((successes..=successes + 1.0).contains(&containers), "{containers} vs {successes}");
+    assert!((successes..=successes + 1.0).contains(&images), "{images} vs {successes}");
+    let other: Vec<&String> = requests
+        .iter()
+        .filter(|r| !r.contains("/containers/json?all=1 ") && !r.contains("/images/json?all=1 "))
+        .filter(|r| !r.contains(" /version ") && !r.contains("/info "))
+        .collect();
+    assert!(other.is_empty(), "unexpected requests: {other:?}");
+    eprintln!("{} requests over {successes} scans: {requests:?}", requests.len());
+}
