@@ -14,11 +14,11 @@
 # Environment: DIE_STATE_DIR (state root), DIE_ENGINE_TIMEOUT (seconds to wait, default 60).
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source=tests/engines/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -237,7 +237,8 @@ start_docker() {
 podman_flags() {
     printf '%s\n' --root "$DIR/root" --runroot "$DIR/run" --tmpdir "$DIR/tmp" \
         --storage-driver vfs --cgroup-manager cgroupfs --events-backend file \
-        --network-config-dir "$DIR/networks" --volumepath "$DIR/volumes"
+        --network-config-dir "$DIR/networks" --volumepath "$DIR/volumes" \
+        --runtime runc --runtime-flag "root=$DIR/runc"
 }
 
 # containers.conf of our own: file locks under our tmpdir instead of the shared
@@ -271,46 +272,83 @@ start_podman() {
     wait_ping podman
 }
 
-# Stop podman's containers through its own CLI on our private store, so their
-# conmon processes and mounts go away too.
-stop_podman_containers() {
+# The podman CLI on our private store.
+podman_cli() {
     local -a flags
     mapfile -t flags < <(podman_flags)
-    [[ -d $DIR/root ]] || return 0
     CONTAINERS_CONF=$DIR/containers.conf CONTAINERS_STORAGE_CONF=$DIR/storage.conf \
-        timeout 60 podman "${flags[@]}" stop --all --time 2 >/dev/null 2>&1 \
+        timeout 60 podman "${flags[@]}" "$@"
+}
+
+# Stop podman's containers through its own CLI, so that their conmon processes and
+# mounts go away too. Paused ones must be resumed first: podman refuses to stop them.
+stop_podman_containers() {
+    [[ -d $DIR/root/libpod ]] || return 0
+    podman_cli unpause --all >/dev/null 2>&1 || true
+    podman_cli stop --all --time 2 >/dev/null 2>&1 \
         || echo "warning: podman stop --all failed on $DIR" >&2
 }
 
 # --- leftovers ---------------------------------------------------------------------
 
-# Processes of containers that outlived their engine: thaw and kill what sits in our
-# cgroup parent, then container and shim pids from pid files under our state dir.
+# Thaw the freezer cgroup of PID (cgroup v1 or v2), so that a paused process can die.
+thaw_pid() {
+    local pid=$1 path
+    path=$(awk -F: '$2 == "freezer" {print $3}' "/proc/$pid/cgroup" 2>/dev/null) || true
+    if [[ -n $path && -f /sys/fs/cgroup/freezer$path/freezer.state ]]; then
+        echo THAWED >"/sys/fs/cgroup/freezer$path/freezer.state" 2>/dev/null || true
+        return 0
+    fi
+    path=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup" 2>/dev/null) || true
+    if [[ -n $path && -f /sys/fs/cgroup$path/cgroup.freeze ]]; then
+        echo 0 >"/sys/fs/cgroup$path/cgroup.freeze" 2>/dev/null || true
+    fi
+}
+
+# A container process named in a pid file under our state directory is ours when its
+# cgroup carries the container id that the pid file's path carries.
+in_container_of() {
+    local pid=$1 file=$2 id
+    id=$(grep -oE '[0-9a-f]{64}' <<<"$file" | head -n 1) || return 1
+    [[ -n $id ]] && grep -qF "$id" "/proc/$pid/cgroup" 2>/dev/null
+}
+
+# Processes that outlived their engine: container processes named in pid files under
+# our state dir (thawed, then killed), then the shims and conmons that watched them.
 kill_leftovers() {
     local f pid cg
-    for cg in /sys/fs/cgroup/freezer/"$CGROUP_PARENT"/*/; do
-        [[ -f $cg/freezer.state ]] && echo THAWED >"$cg/freezer.state" 2>/dev/null || true
-    done
-    for f in /sys/fs/cgroup/pids/"$CGROUP_PARENT"/*/cgroup.procs; do
-        [[ -f $f ]] || continue
-        while read -r pid; do
+    local -a files
+    mapfile -d '' -t files < <(find "$DIR" -xdev \( -name '*.pid' -o -name pidfile \) \
+        -type f -print0 2>/dev/null)
+    for f in "${files[@]}"; do
+        pid=$(head -c 20 "$f" 2>/dev/null | tr -dc 0-9) || true
+        [[ -n $pid && -d /proc/$pid ]] || continue
+        if in_container_of "$pid" "$f"; then
+            note "killing leftover container process $pid (from $f)"
+            thaw_pid "$pid"
             kill -KILL "$pid" 2>/dev/null || true
-        done <"$f"
+        fi
     done
-    while IFS= read -r -d '' f; do
-        pid=$(head -c 20 "$f" 2>/dev/null | tr -dc 0-9)
+    for f in "${files[@]}"; do
+        pid=$(head -c 20 "$f" 2>/dev/null | tr -dc 0-9) || true
         if [[ -n $pid ]] && is_ours "$pid"; then
             note "ending leftover pid $pid (from $f)"
             end_pid "$pid" 5
         fi
-    done < <(find "$DIR" -xdev \( -name '*.pid' -o -name pidfile \) -type f -print0 \
-        2>/dev/null)
-    # Empty cgroups of our parent can now go.
+    done
+    # Empty cgroups of our containers can now go: Docker's under our cgroup parent,
+    # Podman's named after the ids of our containers.
     for cg in /sys/fs/cgroup/*/"$CGROUP_PARENT"; do
         [[ -d $cg ]] || continue
         find "$cg" -depth -mindepth 1 -type d -exec rmdir {} \; 2>/dev/null || true
         rmdir "$cg" 2>/dev/null || true
     done
+    if [[ $ENGINE == podman && -d $DIR/root/vfs-containers ]]; then
+        for f in "$DIR"/root/vfs-containers/*/; do
+            f=$(basename "$f")
+            rmdir /sys/fs/cgroup/*/libpod_parent/"libpod-$f" 2>/dev/null || true
+        done
+    fi
 }
 
 # --- actions -----------------------------------------------------------------------
@@ -368,9 +406,9 @@ do_status() {
         echo "$ENGINE: running (pid $pid) but not answering on $SOCK"
         return 1
     fi
+    local py='import json, sys; v = json.load(sys.stdin); print(v["Version"], v["ApiVersion"])'
     version=$(curl -fsS --max-time 3 --unix-socket "$SOCK" http://localhost/version \
-        | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["Version"], v["ApiVersion"])' \
-        2>/dev/null || echo "?")
+        | python3 -c "$py" 2>/dev/null) || version="?"
     echo "$ENGINE: running (pid $pid) on $SOCK, version/API: $version"
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the private test engines; sourced by the scripts beside it.
 #
 # Layout, all under one state root (default: <repo>/.state, or $DIE_STATE_DIR):
@@ -9,6 +10,7 @@ DIE_ENGINES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIE_REPO=$(cd "$DIE_ENGINES_DIR/../.." && pwd)
 DIE_STATE=${DIE_STATE_DIR:-$DIE_REPO/.state}
 DIE_TRIXIE=$DIE_STATE/trixie
+# shellcheck disable=SC2034 # used by the scripts that source this file
 DIE_ENGINE_NAMES="docker20 docker26 docker26-containerd podman"
 
 die() {

@@ -8,7 +8,7 @@
 # Environment: DIE_TEST_IMAGE (default die-test/busybox:base), DOCKER (client, default docker)
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source=tests/engines/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 IMAGE=${DIE_TEST_IMAGE:-die-test/busybox:base}
