@@ -35,7 +35,8 @@ SOCK=$DIR/engine.sock
 LOG=$DIR/engine.log
 PIDS=$DIR/pids
 TIMEOUT=${DIE_ENGINE_TIMEOUT:-60}
-CGROUP_PARENT=die-$ENGINE
+# Named after the state directory too, so that two state roots never share it.
+CGROUP_PARENT=die-$ENGINE-$(printf '%s' "$DIR" | sha256sum | cut -c1-8)
 
 # Unix socket paths are limited to 107 bytes; containerd's ttrpc socket is the longest.
 if ((${#DIR} > 80)); then
@@ -107,6 +108,8 @@ fail_start() {
     echo "error: $ENGINE: $*" >&2
     echo "---- last lines of $LOG:" >&2
     tail -n 30 "$LOG" >&2 || true
+    # Leave nothing half-started behind (the log stays).
+    do_stop quiet
     exit 1
 }
 
@@ -343,9 +346,11 @@ kill_leftovers() {
         find "$cg" -depth -mindepth 1 -type d -exec rmdir {} \; 2>/dev/null || true
         rmdir "$cg" 2>/dev/null || true
     done
-    if [[ $ENGINE == podman && -d $DIR/root/vfs-containers ]]; then
-        for f in "$DIR"/root/vfs-containers/*/; do
-            f=$(basename "$f")
+    if [[ $ENGINE == podman && -f $DIR/tmp/events/events.log ]]; then
+        # Podman on cgroup v1 leaves the empty cgroups of exited containers; its
+        # events log names every container it ever had.
+        grep -oE '"ID":"[0-9a-f]{64}","Image"' "$DIR/tmp/events/events.log" \
+            | cut -d'"' -f4 | sort -u | while read -r f; do
             rmdir /sys/fs/cgroup/*/libpod_parent/"libpod-$f" 2>/dev/null || true
         done
     fi

@@ -55,9 +55,13 @@ echo 'root:x:0:' >"$ROOTFS/etc/group"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
     -C "$ROOTFS" -cf "$WORK/rootfs.tar" . || die "could not create the root filesystem tar"
 
+# Sleep "for ever", but end at once on SIGTERM: as PID 1 a bare sleep would ignore it,
+# and every `docker stop` would wait for its timeout.
+CMD='["/bin/sh", "-c", "trap \"exit 0\" TERM INT; sleep 2147483647 & wait"]'
+
 note "importing $IMAGE into $DOCKER_HOST"
 "$DOCKER" import \
-    --change 'CMD ["/bin/sleep", "3600"]' \
+    --change "CMD $CMD" \
     --change 'ENV PATH=/bin' \
     --change 'LABEL die.test=1' \
     --change 'LABEL die.test.image=base' \
