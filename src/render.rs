@@ -29,6 +29,51 @@ pub struct EngineInfo {
     pub storage_driver: String,
 }
 
+/// Why a scan ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanCause {
+    /// The first scan after start.
+    Startup,
+    /// The scan interval passed.
+    Interval,
+    /// Container or image events arrived.
+    Event,
+    /// The event stream broke or was (re)opened: events may have been missed.
+    EventStream,
+    /// The previous scan failed.
+    Retry,
+}
+
+impl ScanCause {
+    /// Every cause, in the order the exposition lists them.
+    pub const ALL: [ScanCause; 5] = [
+        ScanCause::Startup,
+        ScanCause::Interval,
+        ScanCause::Event,
+        ScanCause::EventStream,
+        ScanCause::Retry,
+    ];
+
+    /// The `cause` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanCause::Startup => "startup",
+            ScanCause::Interval => "interval",
+            ScanCause::Event => "event",
+            ScanCause::EventStream => "event_stream",
+            ScanCause::Retry => "retry",
+        }
+    }
+
+    /// The index of this cause in [`ScanCause::ALL`].
+    pub fn index(self) -> usize {
+        ScanCause::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+/// The event types counted on their own; others are counted as `other`.
+pub const EVENT_TYPES: [&str; 3] = ["container", "image", "other"];
+
 /// The exporter's own record of its scans.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanStatus {
@@ -40,6 +85,14 @@ pub struct ScanStatus {
     pub last_success_timestamp: Option<f64>,
     pub successes: u64,
     pub failures: u64,
+    /// Scans started, indexed like [`ScanCause::ALL`].
+    pub causes: [u64; 5],
+    /// Events received, indexed like [`EVENT_TYPES`].
+    pub events: [u64; 3],
+    /// Whether the engine's event stream is open.
+    pub event_stream_up: bool,
+    /// When the last event arrived, in seconds since the epoch.
+    pub last_event_timestamp: Option<f64>,
 }
 
 /// The build's identity, for `docker_image_exporter_build_info`.
@@ -252,7 +305,38 @@ fn exporter_families(status: &ScanStatus, build: &BuildInfo, families: &mut Vec<
     scans.count(&[("result", "success")], status.successes as f64);
     scans.count(&[("result", "failure")], status.failures as f64);
 
-    families.extend([build_info, success, duration].map(|f| f.0));
+    let mut causes = Family::counter(
+        "docker_image_exporter_scans_triggered_total",
+        "Scans started since the exporter started, by what started them: startup, interval, \
+         event (container or image events), event_stream (the stream broke or opened, so \
+         events may have been missed), retry (after a failed scan). As of the last scan.",
+    );
+    for cause in ScanCause::ALL {
+        causes.count(&[("cause", cause.as_str())], status.causes[cause.index()] as f64);
+    }
+    let mut events = Family::counter(
+        "docker_image_exporter_events_total",
+        "Events read from the engine's event stream, by type. As of the last scan.",
+    );
+    for (kind, count) in EVENT_TYPES.iter().zip(status.events) {
+        events.count(&[("type", kind)], count as f64);
+    }
+    let mut stream_up = Family::gauge(
+        "docker_image_exporter_event_stream_up",
+        "1 while the engine's event stream is open, 0 otherwise; without it changes show at \
+         the next interval scan. As of the last scan.",
+    );
+    stream_up.sample(&[], if status.event_stream_up { 1.0 } else { 0.0 });
+
+    families.extend([build_info, success, duration, stream_up].map(|f| f.0));
+    if let Some(timestamp) = status.last_event_timestamp {
+        let mut last = Family::gauge(
+            "docker_image_exporter_last_event_timestamp_seconds",
+            "When the last event arrived from the engine, in seconds since the epoch.",
+        );
+        last.sample(&[], timestamp);
+        families.push(last.0);
+    }
     if let Some(timestamp) = status.last_success_timestamp {
         let mut last = Family::gauge(
             "docker_image_exporter_last_scan_success_timestamp_seconds",
@@ -261,7 +345,7 @@ fn exporter_families(status: &ScanStatus, build: &BuildInfo, families: &mut Vec<
         last.sample(&[], timestamp);
         families.push(last.0);
     }
-    families.push(scans.0);
+    families.extend([scans, causes, events].map(|f| f.0));
 }
 
 /// A metric family under construction.

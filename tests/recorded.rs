@@ -96,6 +96,10 @@ fn recorded_exposition() -> bytes::Bytes {
         last_success_timestamp: Some(1_796_400_000.5),
         successes: 3,
         failures: 1,
+        causes: [1, 2, 3, 4, 5],
+        events: [10, 2, 0],
+        event_stream_up: true,
+        last_event_timestamp: Some(1_796_399_999.25),
     };
     let build = BuildInfo { version: "0.0.0", revision: "golden", rustc_version: "rustc" };
     render(Some(&recorded_snapshot()), Some(&engine), &status, &build)

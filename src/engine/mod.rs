@@ -6,6 +6,7 @@
 //!
 //! Every request here is a `GET`: the exporter never changes anything on the engine.
 
+mod events;
 mod transport;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+pub use events::{Event, EventStream};
 pub use transport::{Endpoint, Transport};
 
 use crate::model::{ContainerSummary, ImageSummary};
@@ -32,6 +34,7 @@ pub enum Operation {
     Info,
     ListImages,
     ListContainers,
+    Events,
 }
 
 impl fmt::Display for Operation {
@@ -42,6 +45,7 @@ impl fmt::Display for Operation {
             Operation::Info => "reading the engine info",
             Operation::ListImages => "listing images",
             Operation::ListContainers => "listing containers",
+            Operation::Events => "following the event stream",
         })
     }
 }
@@ -144,6 +148,32 @@ impl Engine {
         self.get_json(Operation::ListContainers, "/containers/json?all=1").await
     }
 
+    /// Opens the engine's stream of container and image events. Only the answer's headers
+    /// are bounded by the request timeout: a quiet stream is normal.
+    pub async fn events(&self) -> Result<EventStream, EngineError> {
+        let operation = Operation::Events;
+        let Some(session) = &self.session else {
+            return Err(self.unreachable(operation, "not connected".to_owned()));
+        };
+        let request = self.get_request(operation, &session.prefix, events::EVENTS_PATH)?;
+        let response = self
+            .bounded(operation, self.transport.send(request))
+            .await?
+            .map_err(|error| self.unreachable(operation, error_chain(&error)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = self.bounded(operation, response.into_body().collect()).await?;
+            let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+            return Err(EngineError::Status { operation, status, message: error_message(&body) });
+        }
+        Ok(EventStream::new(response.into_body()))
+    }
+
+    /// Whether a session is established.
+    pub fn is_connected(&self) -> bool {
+        self.session.is_some()
+    }
+
     async fn open_session(&self) -> Result<Session, EngineError> {
         let docker = self.client_library()?;
         let docker = self
@@ -233,6 +263,23 @@ impl Engine {
         serde_json::from_slice(&body).map_err(|source| EngineError::Decode { operation, source })
     }
 
+    /// A GET request of `path` under `prefix`. GET is the only method the exporter uses.
+    fn get_request(
+        &self,
+        operation: Operation,
+        prefix: &str,
+        path: &str,
+    ) -> Result<Request<RequestBody>, EngineError> {
+        let empty: RequestBody =
+            Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        Request::builder()
+            .method(Method::GET)
+            .uri(format!("{prefix}{path}"))
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(empty)
+            .map_err(|error| self.unreachable(operation, error.to_string()))
+    }
+
     /// A GET whose whole body is read, or the error that stopped it.
     async fn get(
         &self,
@@ -240,15 +287,7 @@ impl Engine {
         prefix: &str,
         path: &str,
     ) -> Result<Bytes, EngineError> {
-        let empty: RequestBody =
-            Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(format!("{prefix}{path}"))
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(empty)
-            .map_err(|error| self.unreachable(operation, error.to_string()))?;
-
+        let request = self.get_request(operation, prefix, path)?;
         let response = (self.transport.send(request).await)
             .map_err(|error| self.unreachable(operation, error_chain(&error)))?;
         let status = response.status();
