@@ -245,15 +245,17 @@ podman_flags() {
 }
 
 # containers.conf of our own: file locks under our tmpdir instead of the shared
-# /dev/shm/libpod_lock, and ulimits that containers can start with on this host.
+# /dev/shm/libpod_lock, temporary image copies under our state dir instead of
+# /var/tmp, and ulimits that containers can start with on this host.
 podman_conf() {
-    mkdir -p "$DIR/root" "$DIR/run" "$DIR/tmp" "$DIR/networks" "$DIR/volumes"
-    cat >"$DIR/containers.conf" <<'EOF'
+    mkdir -p "$DIR/root" "$DIR/run" "$DIR/tmp" "$DIR/networks" "$DIR/volumes" "$DIR/vartmp"
+    cat >"$DIR/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 
 [engine]
 lock_type = "file"
+image_copy_tmp_dir = "$DIR/vartmp"
 EOF
     cat >"$DIR/storage.conf" <<EOF
 [storage]
@@ -269,7 +271,9 @@ start_podman() {
     mapfile -t flags < <(podman_flags)
     podman_conf
     rm -f "$SOCK"
-    CONTAINERS_CONF=$DIR/containers.conf CONTAINERS_STORAGE_CONF=$DIR/storage.conf \
+    # TMPDIR: the compat API spools imported and loaded images there.
+    TMPDIR=$DIR/vartmp CONTAINERS_CONF=$DIR/containers.conf \
+        CONTAINERS_STORAGE_CONF=$DIR/storage.conf \
         launch podman podman "${flags[@]}" --log-level info \
         system service --time=0 "unix://$SOCK"
     wait_ping podman
@@ -393,6 +397,8 @@ do_stop() {
     done
     if [[ $ENGINE == podman ]]; then
         stop_podman_containers
+        # Podman 4.3 leaves the spooled tar of each import there.
+        rm -rf "$DIR/vartmp"
     fi
     kill_leftovers
     unmount_all
