@@ -38,9 +38,11 @@ TIMEOUT=${DIE_ENGINE_TIMEOUT:-60}
 # Named after the state directory too, so that two state roots never share it.
 CGROUP_PARENT=die-$ENGINE-$(printf '%s' "$DIR" | sha256sum | cut -c1-8)
 
-# Unix socket paths are limited to 107 bytes; containerd's ttrpc socket is the longest.
-if ((${#DIR} > 80)); then
-    die "state directory path too long for unix sockets (${#DIR} > 80 bytes): $DIR"
+# Unix socket paths are limited to 107 bytes; the longest of ours is containerd's ttrpc
+# socket, 33 bytes below the engine's directory.
+if ((${#DIR} > 74)); then
+    die "state directory too long for unix sockets (${#DIR} > 74 bytes): $DIR;" \
+        "set DIE_STATE_DIR to a shorter path"
 fi
 
 # --- processes ---------------------------------------------------------------------
