@@ -532,3 +532,88 @@ fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
     assert!(other.is_empty(), "unexpected requests: {other:?}");
     eprintln!("{} requests over {successes} scans: {requests:?}", requests.len());
 }
+
+/// Percentiles of a sorted list of durations, for the report.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[test]
+fn state_changes_show_soon_after_their_events() {
+    engine();
+    let mut scenario = Scenario::new("events");
+    let tag = format!("{}:1", scenario.repo("events"));
+    let image = scenario.image("events", Some(&tag));
+    let container = scenario.container_in_state(&image, "running");
+
+    // With an interval of an hour, only events can explain a change showing.
+    let exporter = Exporter::start(&["--scan.interval", "1h"]);
+    check_all(&exporter, &[image_is(&image, &tag, &[("running", 1.0)], "in_use")]);
+
+    let mut latencies = Vec::new();
+    for round in 0..20 {
+        let (command, state) =
+            if round % 2 == 0 { ("pause", "paused") } else { ("unpause", "running") };
+        must_docker(&[command, &container]);
+        // Poll finely: the latency is the figure being measured.
+        let applied = std::time::Instant::now();
+        loop {
+            let exposition = exporter.scrape();
+            let labels = [("image_id", image.as_str()), ("state", state)];
+            if exposition.value("docker_image_containers", &labels) == Ok(1.0) {
+                break;
+            }
+            assert!(applied.elapsed() < Duration::from_secs(5), "{state} never showed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(applied.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "event-to-metric latency over {} changes: p50 {:?}, p90 {:?}, max {:?}",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        latencies[latencies.len() - 1],
+    );
+    let exposition = exporter.scrape();
+    let interval_scans = exposition
+        .value("docker_image_exporter_scans_triggered_total", &[("cause", "interval")])
+        .unwrap();
+    assert_eq!(interval_scans, 0.0);
+}
+
+#[test]
+fn a_burst_of_changes_costs_a_few_scans() {
+    engine();
+    let mut scenario = Scenario::new("burst");
+    let tag = format!("{}:1", scenario.repo("burst"));
+    let image = scenario.image("burst", Some(&tag));
+    let exporter = Exporter::start(&["--scan.interval", "1h"]);
+    check_all(&exporter, &[image_is(&image, &tag, &[], "unused")]);
+    let event_scans = |exporter: &Exporter| {
+        let exposition = exporter.scrape();
+        exposition.value("docker_image_exporter_scans_triggered_total", &[("cause", "event")])
+    };
+    let before = event_scans(&exporter).unwrap();
+
+    // Thirty containers created at once, as `compose up` would.
+    let label = format!("die.test={}", scenario.run);
+    let creators: Vec<_> = (0..30)
+        .map(|_| {
+            Command::new("docker")
+                .args(["create", "--pull", "never", "--network", "none", "--label", &label, &tag])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start docker create")
+        })
+        .collect();
+    for mut creator in creators {
+        assert!(creator.wait().expect("docker create").success());
+    }
+
+    check_all(&exporter, &[image_is(&image, &tag, &[("created", 30.0)], "stopped_only")]);
+    let scans = event_scans(&exporter).unwrap() - before;
+    eprintln!("30 containers created at once cost {scans} event-triggered scans");
+    assert!(scans < 15.0, "{scans} scans for one burst");
+}
