@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for the private test engines; sourced by the scripts beside it.
+# Functions shared by the private test engine scripts; sourced by the scripts beside it.
 #
 # Layout, all under one state root (default: <repo>/.state, or $DIE_STATE_DIR):
 #   engines/<name>/   one private engine: socket, data and exec roots, pid and log files
