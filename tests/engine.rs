@@ -12,44 +12,81 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::{docker, eventually, must_docker, Exporter, Exposition};
 
 /// The image the test-image script builds from busybox-static.
 const BASE_IMAGE: &str = "die-test/busybox:base";
 
-/// The states this test can put a container in on every engine.
-const STATES: [&str; 6] = ["created", "running", "paused", "restarting", "exited", "dead"];
+/// The engine under test and what sets it apart.
+struct Target {
+    podman: bool,
+    /// Docker with the containerd image store.
+    containerd_store: bool,
+    /// Docker's data root, where each container has a directory of its own.
+    root_dir: String,
+}
+
+impl Target {
+    /// The states this engine can be made to put a container in. Podman has neither
+    /// `restarting` (a restart loop shows as running or stopped) nor `dead`.
+    fn states(&self) -> &'static [&'static str] {
+        if self.podman {
+            &["created", "running", "paused", "exited"]
+        } else {
+            &["created", "running", "paused", "restarting", "exited", "dead"]
+        }
+    }
+
+    /// How the engine spells a tag it was given: Podman adds the default registry.
+    fn tag_name(&self, tag: &str) -> String {
+        if self.podman {
+            format!("docker.io/{tag}")
+        } else {
+            tag.to_owned()
+        }
+    }
+}
 
 /// The engine under test, checked once: tests fail (never skip) without one.
-fn engine() -> String {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
-        std::env::set_var("DOCKER_HOST", "unix:///var/run/docker.sock");
-        "unix:///var/run/docker.sock".to_owned()
-    });
-    let name = std::env::var("DIE_TEST_ENGINE").unwrap_or_else(|_| "default".to_owned());
-    let version =
-        docker(&["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])
-            .unwrap_or_else(|error| {
-                panic!(
-                    "no container engine answers at {host}: {error}\n\
+fn engine() -> &'static Target {
+    static TARGET: std::sync::OnceLock<Target> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
+            std::env::set_var("DOCKER_HOST", "unix:///var/run/docker.sock");
+            "unix:///var/run/docker.sock".to_owned()
+        });
+        let name = std::env::var("DIE_TEST_ENGINE").unwrap_or_else(|_| "default".to_owned());
+        let format = "{{.Server.Version}} (API {{.Server.APIVersion}}) \
+                      {{range .Server.Components}}{{.Name}} {{end}}";
+        let version = docker(&["version", "--format", format]).unwrap_or_else(|error| {
+            panic!(
+                "no container engine answers at {host}: {error}\n\
                  start one with tests/engines/engine.sh docker20 start and export DOCKER_HOST"
-                )
-            });
-    eprintln!("engine under test: {name} {version} at {host}");
+            )
+        });
+        let info = must_docker(&["info", "--format", "{{json .DriverStatus}} {{.DockerRootDir}}"]);
+        eprintln!("engine under test: {name}: {version} at {host}");
 
-    // The base image is built locally: nothing can be pulled.
-    if docker(&["image", "inspect", BASE_IMAGE]).is_err() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/test-image.sh");
-        let status = Command::new(script).status().expect("run tests/engines/test-image.sh");
-        assert!(status.success(), "tests/engines/test-image.sh failed");
-    }
-    name
+        // The base image is built locally: nothing can be pulled.
+        if docker(&["image", "inspect", BASE_IMAGE]).is_err() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/test-image.sh");
+            let status = Command::new(script).status().expect("run tests/engines/test-image.sh");
+            assert!(status.success(), "tests/engines/test-image.sh failed");
+        }
+        Target {
+            podman: version.to_ascii_lowercase().contains("podman"),
+            containerd_store: info.contains("io.containerd.snapshotter"),
+            root_dir: info.rsplit(' ').next().unwrap_or_default().to_owned(),
+        }
+    })
 }
 
 /// Objects one test made on the engine, removed on drop.
 struct Scenario {
     run: String,
     images: Vec<String>,
+    target: &'static Target,
 }
 
 impl Scenario {
@@ -58,7 +95,8 @@ impl Scenario {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock after 1970")
             .subsec_nanos();
-        Scenario { run: format!("{test}-{}-{nanos}", std::process::id()), images: Vec::new() }
+        let run = format!("{test}-{}-{nanos}", std::process::id());
+        Scenario { run, images: Vec::new(), target: engine() }
     }
 
     /// A repository name unique to this run.
@@ -119,20 +157,33 @@ impl Scenario {
         id
     }
 
-    /// A container the engine failed to remove: an immutable file in its writable layer
-    /// makes removal fail half way, which leaves it `dead`.
+    /// A container the engine failed to remove: an immutable file where removal must delete
+    /// makes it fail half way, which leaves the container `dead`. On the classic store that
+    /// is the writable layer; the containerd store deletes snapshots in the background and
+    /// ignores failures, so there it is the container's own directory.
     fn dead(&self, image: &str) -> String {
         let id = self.started(&[image]);
-        must_docker(&["exec", &id, "touch", "/die-immutable"]);
-        let file = writable_file(&id, "die-immutable").expect("container's writable layer");
+        let file = if self.target.containerd_store {
+            let file = format!("{}/containers/{id}/die-immutable", self.target.root_dir);
+            std::fs::write(&file, b"").expect("write into the container's directory");
+            file
+        } else {
+            must_docker(&["exec", &id, "touch", "/die-immutable"]);
+            writable_file(&id).expect("container's writable layer")
+        };
         chattr("+i", &file);
         let removal = docker(&["rm", "-f", &id]);
         assert!(removal.is_err(), "removal should fail on an immutable file");
-        // NOTE: Docker 20.10 goes on listing such a container as "removing" (its list view is
-        // not refreshed when removal fails) until something else changes the container. A
+        // NOTE: Docker goes on listing such a container as "removing" (its list view is not
+        // refreshed when removal fails) until something else changes the container. A
         // rename is such a change, and harmless.
         must_docker(&["rename", &id, &format!("die-dead-{}", &id[..12])]);
         id
+    }
+
+    /// Whether the engine still has the container.
+    fn exists(&self, container: &str) -> bool {
+        docker(&["inspect", "--format", "{{.Id}}", container]).is_ok()
     }
 }
 
@@ -142,7 +193,8 @@ impl Drop for Scenario {
         let ids = docker(&["ps", "-aq", "--no-trunc", "--filter", &filter]).unwrap_or_default();
         for id in ids.lines().filter(|l| !l.is_empty()) {
             // Undo what made a container dead before removing it.
-            if let Some(file) = writable_file(id, "die-immutable") {
+            let in_directory = format!("{}/containers/{id}/die-immutable", self.target.root_dir);
+            for file in writable_file(id).into_iter().chain([in_directory]) {
                 chattr("-i", &file);
             }
             let _ = docker(&["unpause", id]);
@@ -156,16 +208,16 @@ impl Drop for Scenario {
     }
 }
 
-/// A file's path on the host inside a container's writable layer, if the engine says where
-/// that layer is.
-fn writable_file(container: &str, name: &str) -> Option<String> {
+/// The path on the host of the file that makes a container dead, in its writable layer, if
+/// the engine says where that layer is.
+fn writable_file(container: &str) -> Option<String> {
     let format = "{{with .GraphDriver.Data}}{{.UpperDir}}{{end}}";
     let upper = docker(&["inspect", "--format", format, container]).ok()?;
     let upper = upper.trim();
     if upper.is_empty() || upper == "<no value>" {
         return None;
     }
-    Some(format!("{upper}/{name}"))
+    Some(format!("{upper}/die-immutable"))
 }
 
 fn chattr(flag: &str, file: &str) {
@@ -207,11 +259,44 @@ fn check_all(exporter: &Exporter, expectations: &[Expect]) -> Exposition {
     })
 }
 
+/// The `image` label an image must carry.
+#[derive(Debug, Clone)]
+enum Name {
+    /// Exactly this tag.
+    Tag(String),
+    /// No tag: `<none>`, or a digest reference where the engine keeps one.
+    Untagged,
+    /// Force-removed while containers still use it.
+    Missing,
+}
+
+impl Name {
+    fn check(&self, label: &str) -> Result<(), String> {
+        let fits = match self {
+            Name::Tag(tag) => label == tag,
+            Name::Untagged => label == "<none>" || label.contains("@sha256:"),
+            Name::Missing => label == "<missing>",
+        };
+        fits.then_some(()).ok_or_else(|| format!("image label {label:?}, want {self:?}"))
+    }
+}
+
+/// The name an image that lost its tag must carry: untagged while the engine still lists it,
+/// missing once the engine has deleted it (the containerd store deletes where the classic
+/// store only untags).
+fn untagged_or_missing(image: &str) -> Name {
+    if docker(&["image", "inspect", image]).is_ok() {
+        Name::Untagged
+    } else {
+        Name::Missing
+    }
+}
+
 /// The image's references by state and its usage class must be exactly these.
-fn image_is(id: &str, name: &str, refs: &[(&str, f64)], usage: &str) -> Expect {
-    let (id, name, usage) = (id.to_owned(), name.to_owned(), usage.to_owned());
+fn image_is(id: &str, name: Name, refs: &[(&str, f64)], usage: &str) -> Expect {
+    let (id, usage) = (id.to_owned(), usage.to_owned());
     let refs: BTreeMap<String, f64> = refs.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-    expect(format!("image {name} {id}"), move |exposition| {
+    expect(format!("image {name:?} {id}"), move |exposition| {
         let samples = exposition.find("docker_image_containers", &[("image_id", &id)]);
         let states: Vec<&str> = samples.iter().map(|s| s.labels["state"].as_str()).collect();
         for known in ["created", "running", "paused", "restarting", "removing", "exited", "dead"] {
@@ -225,9 +310,7 @@ fn image_is(id: &str, name: &str, refs: &[(&str, f64)], usage: &str) -> Expect {
             if sample.value != want {
                 return Err(format!("state {state}: {} containers, want {want}", sample.value));
             }
-            if sample.labels["image"] != name {
-                return Err(format!("image label {:?}, want {name:?}", sample.labels["image"]));
-            }
+            name.check(&sample.labels["image"])?;
         }
         for class in ["in_use", "stopped_only", "unused"] {
             let value =
@@ -241,25 +324,38 @@ fn image_is(id: &str, name: &str, refs: &[(&str, f64)], usage: &str) -> Expect {
     })
 }
 
+/// The image must have no series at all.
+fn image_is_gone(id: &str) -> Expect {
+    let id = id.to_owned();
+    expect(format!("image {id} is gone"), move |exposition| {
+        let left = exposition.samples.iter().filter(|s| s.labels.get("image_id") == Some(&id));
+        match left.count() {
+            0 => Ok(()),
+            n => Err(format!("{n} series left")),
+        }
+    })
+}
+
 #[test]
 fn every_state_counts_toward_its_image() {
-    engine();
     let mut scenario = Scenario::new("states");
     let mut expectations = Vec::new();
-    for state in STATES {
+    for state in scenario.target.states() {
         let tag = format!("{}:1", scenario.repo(state));
         let image = scenario.image(state, Some(&tag));
         scenario.container_in_state(&image, state);
-        let usage = if ["running", "paused", "restarting"].contains(&state) {
+        let usage = if ["running", "paused", "restarting"].contains(state) {
             "in_use"
         } else {
             "stopped_only"
         };
-        expectations.push(image_is(&image, &tag, &[(state, 1.0)], usage));
+        let name = Name::Tag(scenario.target.tag_name(&tag));
+        expectations.push(image_is(&image, name, &[(state, 1.0)], usage));
     }
     let unused_tag = format!("{}:1", scenario.repo("unused"));
     let unused = scenario.image("unused", Some(&unused_tag));
-    expectations.push(image_is(&unused, &unused_tag, &[], "unused"));
+    let name = Name::Tag(scenario.target.tag_name(&unused_tag));
+    expectations.push(image_is(&unused, name, &[], "unused"));
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
     let exposition = check_all(&exporter, &expectations);
@@ -268,7 +364,6 @@ fn every_state_counts_toward_its_image() {
 
 #[test]
 fn a_moved_tag_leaves_containers_on_the_old_image() {
-    engine();
     let mut scenario = Scenario::new("moved");
     let tag = format!("{}:1", scenario.repo("moved"));
     let old = scenario.image("moved-old", Some(&tag));
@@ -282,9 +377,9 @@ fn a_moved_tag_leaves_containers_on_the_old_image() {
     check_all(
         &exporter,
         &[
-            image_is(&old, "<none>", &[("exited", 1.0)], "stopped_only"),
-            image_is(&new, &tag, &[], "unused"),
-            expect("the old image is dangling", move |e| {
+            image_is(&old, untagged_or_missing(&old), &[("exited", 1.0)], "stopped_only"),
+            image_is(&new, Name::Tag(scenario.target.tag_name(&tag)), &[], "unused"),
+            expect("the old image is dangling or missing", move |e| {
                 let info = e.find("docker_image_info", &[("image_id", &old_id)]);
                 match info.as_slice() {
                     [one] if one.labels["dangling"] == "true" => Ok(()),
@@ -297,7 +392,6 @@ fn a_moved_tag_leaves_containers_on_the_old_image() {
 
 #[test]
 fn the_name_a_container_was_created_with_is_not_its_link() {
-    engine();
     let mut scenario = Scenario::new("byid");
     let tag = format!("{}:1", scenario.repo("byid"));
     let image = scenario.image("byid", Some(&tag));
@@ -308,12 +402,12 @@ fn the_name_a_container_was_created_with_is_not_its_link() {
     scenario.create(&[&tag]);
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
-    check_all(&exporter, &[image_is(&image, &tag, &[("created", 3.0)], "stopped_only")]);
+    let name = Name::Tag(scenario.target.tag_name(&tag));
+    check_all(&exporter, &[image_is(&image, name, &[("created", 3.0)], "stopped_only")]);
 }
 
 #[test]
 fn an_image_with_several_tags_counts_once() {
-    engine();
     let mut scenario = Scenario::new("tags");
     let first = format!("{}:b", scenario.repo("tags"));
     let image = scenario.image("tags", Some(&first));
@@ -326,16 +420,22 @@ fn an_image_with_several_tags_counts_once() {
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
     let id = image.clone();
+    let target = scenario.target;
+    let want: Vec<String> = [&second, &first, &third].iter().map(|t| target.tag_name(t)).collect();
     check_all(
         &exporter,
         &[
             // The name is the first tag in sorting order, whichever the containers used.
-            image_is(&image, &second, &[("running", 1.0), ("exited", 1.0)], "in_use"),
+            image_is(
+                &image,
+                Name::Tag(target.tag_name(&second)),
+                &[("running", 1.0), ("exited", 1.0)],
+                "in_use",
+            ),
             expect("one tag series per tag", move |e| {
                 let tags = e.find("docker_image_tag_info", &[("image_id", &id)]);
-                let mut names: Vec<&str> = tags.iter().map(|s| s.labels["tag"].as_str()).collect();
+                let mut names: Vec<String> = tags.iter().map(|s| s.labels["tag"].clone()).collect();
                 names.sort_unstable();
-                let want = vec![second.as_str(), first.as_str(), third.as_str()];
                 (names == want).then_some(()).ok_or_else(|| format!("{names:?}, want {want:?}"))
             }),
         ],
@@ -344,19 +444,24 @@ fn an_image_with_several_tags_counts_once() {
 
 #[test]
 fn a_force_removed_image_keeps_its_containers() {
-    engine();
     let mut scenario = Scenario::new("gone");
     let tag = format!("{}:1", scenario.repo("gone"));
     let image = scenario.image("gone", Some(&tag));
-    scenario.container_in_state(&image, "exited");
+    let exited = scenario.container_in_state(&image, "exited");
     scenario.container_in_state(&image, "created");
     must_docker(&["rmi", "-f", &image]);
 
+    // Podman removes the containers of an image it is forced to remove; Docker keeps them.
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
+    if !scenario.exists(&exited) {
+        eprintln!("this engine removed the containers together with the image");
+        check_all(&exporter, &[image_is_gone(&image)]);
+        return;
+    }
     check_all(
         &exporter,
         &[
-            image_is(&image, "<missing>", &[("exited", 1.0), ("created", 1.0)], "stopped_only"),
+            image_is(&image, Name::Missing, &[("exited", 1.0), ("created", 1.0)], "stopped_only"),
             expect("missing images are counted", |e| {
                 let missing = e.value("docker_images_missing", &[])?;
                 (missing >= 1.0).then_some(()).ok_or_else(|| format!("{missing}"))
@@ -367,7 +472,6 @@ fn a_force_removed_image_keeps_its_containers() {
 
 #[test]
 fn parents_of_local_builds_and_untagged_images_in_use() {
-    engine();
     let mut scenario = Scenario::new("family");
     let parent_tag = format!("{}:1", scenario.repo("parent"));
     let parent = scenario.image("parent", Some(&parent_tag));
@@ -379,8 +483,13 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     scenario.images.push(child.clone());
     must_docker(&["rm", &builder]);
     scenario.container_in_state(&child_tag, "running");
-    // Untagging the parent leaves it in place (the child needs it), listed only with all=1.
+    // On the classic store, untagging the parent leaves it in place (the child needs it),
+    // listed only with all=1; the containerd store deletes it.
     must_docker(&["rmi", &parent_tag]);
+    let parent_expectation = match docker(&["image", "inspect", &parent]) {
+        Ok(_) => image_is(&parent, Name::Untagged, &[], "unused"),
+        Err(_) => image_is_gone(&parent),
+    };
 
     // An untagged image that a running container still uses.
     let used_tag = format!("{}:1", scenario.repo("untagged"));
@@ -390,26 +499,27 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     must_docker(&["rmi", "-f", &used_tag]);
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
+    let child_name = Name::Tag(scenario.target.tag_name(&child_tag));
     check_all(
         &exporter,
         &[
-            image_is(&parent, "<none>", &[], "unused"),
-            image_is(&child, &child_tag, &[("running", 1.0)], "in_use"),
-            image_is(&used, "<none>", &[("running", 1.0)], "in_use"),
+            parent_expectation,
+            image_is(&child, child_name, &[("running", 1.0)], "in_use"),
+            image_is(&used, untagged_or_missing(&used), &[("running", 1.0)], "in_use"),
         ],
     );
 }
 
 #[test]
 fn the_exposition_passes_promtool() {
-    engine();
     let mut scenario = Scenario::new("promtool");
     let tag = format!("{}:1", scenario.repo("promtool"));
     let image = scenario.image("promtool", Some(&tag));
     scenario.container_in_state(&image, "exited");
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
-    check_all(&exporter, &[image_is(&image, &tag, &[("exited", 1.0)], "stopped_only")]);
+    let name = Name::Tag(scenario.target.tag_name(&tag));
+    check_all(&exporter, &[image_is(&image, name, &[("exited", 1.0)], "stopped_only")]);
     let response = exporter.get("/metrics");
     assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
 
@@ -448,53 +558,8 @@ fn engine_socket() -> String {
     host.strip_prefix("unix://").expect("the suite runs against a unix socket").to_owned()
 }
 
-/// Passes connections through to the engine, writing down each request line it carries.
-fn recording_proxy(
-    dir: &Path,
-    engine: String,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
-    use std::os::unix::net::{UnixListener, UnixStream};
-
-    let path = dir.join("proxy.sock");
-    let listener = UnixListener::bind(&path).expect("bind the proxy socket");
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(upstream) = UnixStream::connect(&engine) else { continue };
-            let (mut from_client, mut to_engine) =
-                (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            let (mut from_engine, mut to_client) = (upstream, client);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut from_engine, &mut to_client);
-            });
-            let record = record.clone();
-            std::thread::spawn(move || {
-                // Requests here have no bodies, so each head follows the previous one.
-                let mut pending = Vec::new();
-                let mut buffer = [0u8; 8192];
-                while let Ok(n) = from_client.read(&mut buffer) {
-                    if n == 0 || to_engine.write_all(&buffer[..n]).is_err() {
-                        break;
-                    }
-                    pending.extend_from_slice(&buffer[..n]);
-                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-                        let line = head.lines().next().unwrap_or_default().to_owned();
-                        record.lock().unwrap().push(line);
-                        pending.drain(..end + 4);
-                    }
-                }
-            });
-        }
-    });
-    (format!("unix://{}", path.display()), seen)
-}
-
 #[test]
 fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
-    engine();
     let mut scenario = Scenario::new("calls");
     let tag = format!("{}:1", scenario.repo("calls"));
     let image = scenario.image("calls", Some(&tag));
@@ -504,9 +569,11 @@ fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
 
     let dir = std::env::temp_dir().join(format!("die-proxy-{}", scenario.run));
     std::fs::create_dir_all(&dir).unwrap();
-    let (proxy, seen) = recording_proxy(&dir, engine_socket());
-    let mut exporter = Exporter::start(&["--docker.host", &proxy, "--scan.interval", "200ms"]);
-    check_all(&exporter, &[image_is(&image, &tag, &[("created", 5.0)], "stopped_only")]);
+    let proxy = Proxy::start(&dir, engine_socket());
+    let mut exporter =
+        Exporter::start(&["--docker.host", &proxy.address, "--scan.interval", "200ms"]);
+    let name = Name::Tag(scenario.target.tag_name(&tag));
+    check_all(&exporter, &[image_is(&image, name, &[("created", 5.0)], "stopped_only")]);
     std::thread::sleep(Duration::from_secs(1));
     let successes = exporter
         .scrape()
@@ -515,7 +582,7 @@ fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
     exporter.stop();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let requests = seen.lock().unwrap().clone();
+    let requests = proxy.requests();
     let not_get: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
     assert!(not_get.is_empty(), "requests that are not GET: {not_get:?}");
     let count = |part: &str| requests.iter().filter(|r| r.contains(part)).count() as f64;
@@ -528,6 +595,7 @@ fn a_scan_reads_and_makes_two_list_calls_whatever_the_container_count() {
         .iter()
         .filter(|r| !r.contains("/containers/json?all=1 ") && !r.contains("/images/json?all=1 "))
         .filter(|r| !r.contains(" /version ") && !r.contains("/info "))
+        .filter(|r| !r.contains("/events?"))
         .collect();
     assert!(other.is_empty(), "unexpected requests: {other:?}");
     eprintln!("{} requests over {successes} scans: {requests:?}", requests.len());
@@ -540,7 +608,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[test]
 fn state_changes_show_soon_after_their_events() {
-    engine();
     let mut scenario = Scenario::new("events");
     let tag = format!("{}:1", scenario.repo("events"));
     let image = scenario.image("events", Some(&tag));
@@ -548,7 +615,8 @@ fn state_changes_show_soon_after_their_events() {
 
     // With an interval of an hour, only events can explain a change showing.
     let exporter = Exporter::start(&["--scan.interval", "1h"]);
-    check_all(&exporter, &[image_is(&image, &tag, &[("running", 1.0)], "in_use")]);
+    let name = Name::Tag(scenario.target.tag_name(&tag));
+    check_all(&exporter, &[image_is(&image, name, &[("running", 1.0)], "in_use")]);
 
     let mut latencies = Vec::new();
     for round in 0..20 {
@@ -585,12 +653,12 @@ fn state_changes_show_soon_after_their_events() {
 
 #[test]
 fn a_burst_of_changes_costs_a_few_scans() {
-    engine();
     let mut scenario = Scenario::new("burst");
     let tag = format!("{}:1", scenario.repo("burst"));
     let image = scenario.image("burst", Some(&tag));
     let exporter = Exporter::start(&["--scan.interval", "1h"]);
-    check_all(&exporter, &[image_is(&image, &tag, &[], "unused")]);
+    let name = Name::Tag(scenario.target.tag_name(&tag));
+    check_all(&exporter, &[image_is(&image, name.clone(), &[], "unused")]);
     let event_scans = |exporter: &Exporter| {
         let exposition = exporter.scrape();
         exposition.value("docker_image_exporter_scans_triggered_total", &[("cause", "event")])
@@ -612,7 +680,7 @@ fn a_burst_of_changes_costs_a_few_scans() {
         assert!(creator.wait().expect("docker create").success());
     }
 
-    check_all(&exporter, &[image_is(&image, &tag, &[("created", 30.0)], "stopped_only")]);
+    check_all(&exporter, &[image_is(&image, name, &[("created", 30.0)], "stopped_only")]);
     let scans = event_scans(&exporter).unwrap() - before;
     eprintln!("30 containers created at once cost {scans} event-triggered scans");
     assert!(scans < 15.0, "{scans} scans for one burst");
