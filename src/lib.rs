@@ -11,3 +11,4 @@ pub mod render;
 pub mod scanner;
 pub mod server;
 pub mod snapshot;
+pub mod web_config;
