@@ -104,18 +104,45 @@ impl Scenario {
         format!("die-test/{}-{case}", self.run)
     }
 
-    /// A new image of its own ID, made by committing a fresh container of the base image,
-    /// and tagged `tag` when given.
+    /// A new image of its own ID on top of the base image, tagged `tag` when given.
     fn image(&mut self, case: &str, tag: Option<&str>) -> String {
-        let container = self.create(&[BASE_IMAGE]);
-        let label = format!("LABEL die.test={}", self.run);
-        let case_label = format!("LABEL die.case={case}");
-        let mut args = vec!["commit", "--change", &label, "--change", &case_label, &container];
+        self.build(BASE_IMAGE, case, tag)
+    }
+
+    /// A new image built from `parent` with this run's labels (which give it an ID of its
+    /// own), as `docker build` does on every engine without a network: a Dockerfile of
+    /// `FROM` and `LABEL` needs none.
+    fn build(&mut self, parent: &str, case: &str, tag: Option<&str>) -> String {
+        let dockerfile = format!("FROM {parent}\nLABEL die.test={} die.case={case}\n", self.run);
+        let mut args = vec!["build", "--quiet", "--network", "none"];
         if let Some(tag) = tag {
-            args.push(tag);
+            args.extend(["--tag", tag]);
         }
-        let id = must_docker(&args);
-        must_docker(&["rm", &container]);
+        args.push("-");
+        let mut build = Command::new("docker")
+            .args(&args)
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker build");
+        use std::io::Write;
+        let mut stdin = build.stdin.take().expect("stdin is piped");
+        stdin.write_all(dockerfile.as_bytes()).expect("send the Dockerfile");
+        drop(stdin);
+        let output = build.wait_with_output().expect("docker build runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+
+        // Podman prints the ID without its algorithm.
+        let id = stdout.lines().rev().find(|l| !l.trim().is_empty()).expect("build prints the ID");
+        let id = id.trim();
+        let id = if id.contains(':') { id.to_owned() } else { format!("sha256:{id}") };
         self.images.push(id.clone());
         id
     }
@@ -475,13 +502,8 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     let mut scenario = Scenario::new("family");
     let parent_tag = format!("{}:1", scenario.repo("parent"));
     let parent = scenario.image("parent", Some(&parent_tag));
-    // The child is committed from a container of the parent, as a build step would be.
-    let builder = scenario.create(&[&parent_tag]);
     let child_tag = format!("{}:1", scenario.repo("child"));
-    let label = format!("LABEL die.test={}", scenario.run);
-    let child = must_docker(&["commit", "--change", &label, &builder, &child_tag]);
-    scenario.images.push(child.clone());
-    must_docker(&["rm", &builder]);
+    let child = scenario.build(&parent_tag, "child", Some(&child_tag));
     scenario.container_in_state(&child_tag, "running");
     // On the classic store, untagging the parent leaves it in place (the child needs it),
     // listed only with all=1; the containerd store deletes it.
@@ -494,9 +516,15 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     // An untagged image that a running container still uses.
     let used_tag = format!("{}:1", scenario.repo("untagged"));
     let used = scenario.image("untagged", Some(&used_tag));
-    scenario.container_in_state(&used, "running");
-    // Forced, because the image is in use; the engine only takes the tag away.
+    let user = scenario.container_in_state(&used, "running");
+    // Forced, because the image is in use: Docker only takes the tag away, Podman removes
+    // the image and its containers.
     must_docker(&["rmi", "-f", &used_tag]);
+    let used_expectation = if scenario.exists(&user) {
+        image_is(&used, untagged_or_missing(&used), &[("running", 1.0)], "in_use")
+    } else {
+        image_is_gone(&used)
+    };
 
     let exporter = Exporter::start(&["--scan.interval", "200ms"]);
     let child_name = Name::Tag(scenario.target.tag_name(&child_tag));
@@ -505,7 +533,7 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
         &[
             parent_expectation,
             image_is(&child, child_name, &[("running", 1.0)], "in_use"),
-            image_is(&used, untagged_or_missing(&used), &[("running", 1.0)], "in_use"),
+            used_expectation,
         ],
     );
 }
@@ -684,4 +712,44 @@ fn a_burst_of_changes_costs_a_few_scans() {
     let scans = event_scans(&exporter).unwrap() - before;
     eprintln!("30 containers created at once cost {scans} event-triggered scans");
     assert!(scans < 15.0, "{scans} scans for one burst");
+}
+
+#[test]
+fn the_engine_is_identified_with_the_negotiated_api_version() {
+    let target = engine();
+    let format = "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Version}}";
+    let versions = must_docker(&["version", "--format", format]);
+    let [api, min_api, version] = versions.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("unexpected version answer {versions:?}");
+    };
+    let driver = must_docker(&["info", "--format", "{{.Driver}}"]);
+
+    let exporter = Exporter::start(&["--scan.interval", "1h"]);
+    let exposition = eventually(Duration::from_secs(10), || {
+        let exposition = exporter.scrape();
+        match exposition.find("docker_engine_info", &[]).len() {
+            1 => Ok(exposition),
+            n => Err(format!("{n} docker_engine_info series")),
+        }
+    });
+    let info = &exposition.find("docker_engine_info", &[])[0].labels;
+    eprintln!("docker_engine_info: {info:?}");
+
+    // The lower of the engine's version and the client library's, never below the minimum.
+    let number = |v: &str| -> (u32, u32) {
+        let (major, minor) = v.split_once('.').expect("major.minor");
+        (major.parse().unwrap(), minor.parse().unwrap())
+    };
+    let negotiated = number(&info["api_version"]);
+    assert!(negotiated <= number(api), "{negotiated:?} above the engine's {api}");
+    assert!(negotiated >= number(min_api), "{negotiated:?} below the engine's minimum {min_api}");
+    if number(api) <= (1, 53) {
+        assert_eq!(info["api_version"], api);
+    }
+    assert_eq!(info["version"], version);
+    assert_eq!(info["engine"], if target.podman { "podman" } else { "docker" });
+    assert!(info["storage_driver"].ends_with(&driver), "{info:?} vs driver {driver}");
+    if target.containerd_store {
+        assert!(info["storage_driver"].starts_with("containerd-snapshotter/"), "{info:?}");
+    }
 }
