@@ -63,7 +63,7 @@ impl Problem {
 /// The file as written. Unknown keys are refused, as the toolkit refuses them, so that a typo
 /// never leaves a listener less protected than its operator believes.
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "web configuration")]
 struct FileContents {
     tls_server_config: Option<tls::TlsSection>,
     http_server_config: Option<HttpSection>,

@@ -18,11 +18,40 @@ pub(super) struct RateLimitSection {
 }
 
 /// A duration as Go's YAML reads one: text such as `1m30s`, or a count of nanoseconds.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum GoDuration {
     Nanoseconds(i64),
     Text(String),
+}
+
+/// By hand rather than `untagged`, whose error would name neither form.
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(GoDurationVisitor)
+    }
+}
+
+struct GoDurationVisitor;
+
+impl serde::de::Visitor<'_> for GoDurationVisitor {
+    type Value = GoDuration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as 100ms, 1s or 1m30s")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, count: i64) -> Result<GoDuration, E> {
+        Ok(GoDuration::Nanoseconds(count))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, count: u64) -> Result<GoDuration, E> {
+        let count = i64::try_from(count).map_err(|_| E::custom("duration out of range"))?;
+        Ok(GoDuration::Nanoseconds(count))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<GoDuration, E> {
+        Ok(GoDuration::Text(text.to_owned()))
+    }
 }
 
 impl RateLimitSection {

@@ -100,3 +100,11 @@ fn relative_paths_follow_the_file() {
     assert_eq!(resolve_path(Path::new("/etc/die"), "/srv/a.crt"), Path::new("/srv/a.crt"));
     assert_eq!(resolve_path(Path::new(""), "a.crt"), Path::new("a.crt"));
 }
+
+#[test]
+fn a_malformed_interval_is_named() {
+    let message = refusal("rate_limit:\n  interval: [1]\n  burst: 1\n");
+    assert!(message.contains("rate_limit.interval") && message.contains("1m30s"), "{message}");
+    // Go's YAML also reads a bare number, as nanoseconds.
+    assert!(load("rate_limit:\n  interval: 1000000000\n  burst: 1\n").is_ok());
+}
