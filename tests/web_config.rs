@@ -315,6 +315,25 @@ async fn a_replaced_certificate_is_served_on_the_next_connection() {
 }
 
 #[tokio::test]
+async fn min_version_turns_older_clients_away() {
+    let scratch = Scratch::new("versions");
+    let authority = Authority::new("versions CA");
+    install(&scratch, &authority.server());
+    let config = scratch.load(&format!("{TLS_CONFIG}  min_version: TLS13\n")).expect("loads");
+    let server = Server::start(config.tls_acceptor().expect("TLS configured")).await;
+
+    assert!(greet(&server, &client(&authority, None)).await.is_some());
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut tls12_only = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&tokio_rustls::rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(authority.roots())
+        .with_no_client_auth();
+    tls12_only.resumption = Resumption::disabled();
+    assert!(greet(&server, &TlsConnector::from(Arc::new(tls12_only))).await.is_none());
+}
+
+#[tokio::test]
 async fn a_required_client_certificate_is_verified() {
     let scratch = Scratch::new("client-auth");
     let authority = Authority::new("server CA");
