@@ -88,7 +88,9 @@ const CONFIGURABLE_HEADERS: [(&str, &[&str]); 5] = [
     ("X-XSS-Protection", &[]),
 ];
 
-/// The checked web configuration, ready for the server.
+/// The checked web configuration, ready for the server. The default configures nothing: plain
+/// HTTP, no authentication, no extra headers, no rate limit, as without `--web.config.file`.
+#[derive(Default)]
 pub struct WebConfig {
     tls: Option<TlsAcceptor>,
     basic_auth: Option<BasicAuth>,

@@ -17,8 +17,9 @@ fn refusal(text: &str) -> String {
 
 #[test]
 fn an_empty_file_configures_nothing() {
-    for text in ["", "# nothing yet\n", "{}", "tls_server_config:\nbasic_auth_users: {}\n"] {
-        let config = load(text).unwrap_or_else(|error| panic!("{text:?}: {error:?}"));
+    let texts = ["", "# nothing yet\n", "{}", "tls_server_config:\nbasic_auth_users: {}\n"];
+    let loaded = texts.map(|text| load(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}")));
+    for config in loaded.into_iter().chain([WebConfig::default()]) {
         assert!(config.tls_acceptor().is_none());
         assert!(!config.requires_authorization());
         assert!(config.authorize(None));
