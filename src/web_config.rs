@@ -114,6 +114,11 @@ impl WebConfig {
     }
 
     /// Checks the file's text; `directory` anchors relative paths.
+    ///
+    /// YAML is read with `serde_norway`, a fork of `serde_yaml` (archived by its author) with
+    /// the same API, kept up together with its own port of libyaml. `serde_yaml_ng` still
+    /// builds on `serde_yaml`'s port, which stopped with it; `serde-saphyr` needs a newer
+    /// compiler than this crate's `rust-version`.
     fn from_yaml(text: &str, directory: &Path) -> Result<WebConfig, FromYamlError> {
         // An empty file, or one of comments only, is YAML's null: nothing configured.
         let contents: Option<FileContents> = serde_norway::from_str(text)
