@@ -119,25 +119,17 @@ impl Scenario {
             args.extend(["--tag", tag]);
         }
         args.push("-");
-        let mut build = Command::new("docker")
-            .args(&args)
-            .env("DOCKER_BUILDKIT", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run docker build");
-        use std::io::Write;
-        let mut stdin = build.stdin.take().expect("stdin is piped");
-        stdin.write_all(dockerfile.as_bytes()).expect("send the Dockerfile");
-        drop(stdin);
-        let output = build.wait_with_output().expect("docker build runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        // NOTE: the legacy builder on the containerd store sometimes loses the image it just
+        // made when other builds run at once ("unable to find image"); a retry succeeds.
+        let mut attempts = 0;
+        let stdout = loop {
+            attempts += 1;
+            match run_with_input(&args, &dockerfile) {
+                Ok(stdout) => break stdout,
+                Err(error) if attempts < 3 => eprintln!("retrying a failed build: {error}"),
+                Err(error) => panic!("{error}"),
+            }
+        };
 
         // Podman prints the ID without its algorithm.
         let id = stdout.lines().rev().find(|l| !l.trim().is_empty()).expect("build prints the ID");
@@ -233,6 +225,28 @@ impl Drop for Scenario {
             let _ = docker(&["rmi", "-f", image]);
         }
     }
+}
+
+/// Runs `docker` with `input` on its standard input; returns stdout, or stderr as the error.
+fn run_with_input(args: &[&str], input: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run docker: {error}"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(input.as_bytes()).map_err(|error| format!("docker's stdin: {error}"))?;
+    drop(stdin);
+    let output = child.wait_with_output().map_err(|error| format!("docker: {error}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("docker {args:?}: {}", stderr.trim()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The path on the host of the file that makes a container dead, in its writable layer, if

@@ -5,80 +5,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
+use common::private_engine::PrivateEngine;
 use common::proxy::{Proxy, Tamper};
 use common::{eventually, Exporter, Exposition};
-
-/// A Docker 20.10 engine of this test's own: own socket, data root and processes.
-struct PrivateEngine {
-    state: PathBuf,
-}
-
-impl PrivateEngine {
-    fn new(name: &str) -> PrivateEngine {
-        // Short: unix socket paths under it must stay within 107 bytes.
-        let state = std::env::temp_dir().join(format!("die-{name}-{}", std::process::id()));
-        PrivateEngine { state }
-    }
-
-    fn script(&self, action: &str) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/engine.sh");
-        let status = Command::new(script)
-            .args(["docker20", action])
-            .env("DIE_STATE_DIR", &self.state)
-            .status()
-            .expect("run tests/engines/engine.sh");
-        assert!(status.success(), "engine.sh docker20 {action} failed");
-    }
-
-    fn start(&self) {
-        self.script("start");
-    }
-
-    fn stop(&self) {
-        self.script("stop");
-    }
-
-    fn socket(&self) -> String {
-        format!("{}/engines/docker20/engine.sock", self.state.display())
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket())
-    }
-
-    /// Builds the base image and one created container of it; returns the image ID.
-    fn populate(&self) -> String {
-        let image_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/test-image.sh");
-        let built = Command::new(image_script).env("DOCKER_HOST", self.host()).status();
-        assert!(built.expect("run test-image.sh").success(), "test-image.sh failed");
-        let docker = |args: &[&str]| {
-            let output = Command::new("docker")
-                .args(args)
-                .env("DOCKER_HOST", self.host())
-                .output()
-                .expect("run docker");
-            assert!(output.status.success(), "docker {args:?}: {output:?}");
-            String::from_utf8_lossy(&output.stdout).trim().to_owned()
-        };
-        docker(&["create", "--pull", "never", "--network", "none", "die-test/busybox:base"]);
-        docker(&["image", "inspect", "--format", "{{.Id}}", "die-test/busybox:base"])
-    }
-}
-
-impl Drop for PrivateEngine {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/engines/engine.sh");
-        let _ = Command::new(script)
-            .args(["docker20", "purge"])
-            .env("DIE_STATE_DIR", &self.state)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
-}
 
 fn scan_success(exposition: &Exposition) -> Result<f64, String> {
     exposition.value("docker_image_exporter_scan_success", &[])
@@ -105,7 +36,7 @@ fn warnings(exporter: &Exporter) -> usize {
 
 #[test]
 fn engine_down_at_start_stopped_and_restarted() {
-    let engine = PrivateEngine::new("outage");
+    let engine = PrivateEngine::new("docker20", "outage");
     let host = engine.host();
     // A long interval: only retries, events and the event stream can explain quick changes.
     let exporter = Exporter::start(&["--docker.host", &host, "--scan.interval", "30s"]);
@@ -160,7 +91,7 @@ fn engine_down_at_start_stopped_and_restarted() {
 
 #[test]
 fn odd_answers_fail_the_scan_and_keep_the_last_good_data() {
-    let engine = PrivateEngine::new("odd");
+    let engine = PrivateEngine::new("docker20", "odd");
     engine.start();
     let image = engine.populate();
     let dir = std::env::temp_dir().join(format!("die-odd-proxy-{}", std::process::id()));

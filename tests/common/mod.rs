@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod private_engine;
 pub mod proxy;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,8 @@
 DIE_ENGINES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIE_REPO=$(cd "$DIE_ENGINES_DIR/../.." && pwd)
 DIE_STATE=${DIE_STATE_DIR:-$DIE_REPO/.state}
-DIE_TRIXIE=$DIE_STATE/trixie
+# Where trixie's packages are unpacked; shared by state roots that name it.
+DIE_TRIXIE=${DIE_TRIXIE_DIR:-$DIE_STATE/trixie}
 # shellcheck disable=SC2034 # used by the scripts that source this file
 DIE_ENGINE_NAMES="docker20 docker26 docker26-containerd podman"
 
