@@ -9,7 +9,8 @@
 #   DOCKER         client that builds the image (default docker; podman works too), talking
 #                  to the engine at its usual DOCKER_HOST
 #   TARGET         Rust target triple (default: x86_64-unknown-linux-musl when rustup has or
-#                  can add it, else x86_64-unknown-linux-gnu linked with a static glibc)
+#                  can add it and a musl C compiler is installed, else
+#                  x86_64-unknown-linux-gnu linked with a static glibc)
 # Prints the binary's path and the image's tags.
 set -euo pipefail
 
@@ -26,17 +27,25 @@ for arg in "$@"; do
 done
 cd "$REPO"
 
-# musl links statically by default. A glibc build needs crt-static, and then its name
-# lookups cannot load NSS modules: fine for a unix socket or an IP address in
-# --docker.host, not for a host name.
+# musl links statically by default, but crates with C code (ring, under rustls) need a musl C
+# compiler: Debian's musl-tools has one. A glibc build needs crt-static, and then its name
+# lookups cannot load NSS modules: fine for a unix socket or an IP address in --docker.host,
+# not for a host name.
+MUSL_CC=$(command -v x86_64-linux-musl-gcc || command -v musl-gcc || true)
 if [[ -z ${TARGET:-} ]]; then
     TARGET=x86_64-unknown-linux-gnu
-    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+    if [[ -z $MUSL_CC ]]; then
+        echo "note: no musl C compiler (apt-get install musl-tools); building with a" \
+            "static glibc instead" >&2
+    elif rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
         || rustup target add x86_64-unknown-linux-musl >&2; then
         TARGET=x86_64-unknown-linux-musl
     else
         echo "note: musl target unavailable; building with a static glibc instead" >&2
     fi
+fi
+if [[ $TARGET == *-musl && -n $MUSL_CC ]]; then
+    export CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-$MUSL_CC}
 fi
 if [[ $TARGET == *-gnu ]]; then
     export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"

@@ -117,7 +117,7 @@ fi
 
 # --- Scripts and Dockerfile ----------------------------------------------------------------
 check "shellcheck deploy/docker/build-image.sh tests/deploy/*.sh" \
-    shellcheck deploy/docker/build-image.sh tests/deploy/*.sh
+    shellcheck -x -P SCRIPTDIR deploy/docker/build-image.sh tests/deploy/*.sh
 dockerfile_shape() {
     local f=deploy/docker/Dockerfile
     grep -qx "FROM scratch" "$f" \

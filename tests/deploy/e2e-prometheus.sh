@@ -26,21 +26,12 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$REPO/tests/deploy
 STATE=${DIE_STATE_DIR:-$REPO/.state}
-ENGINE_STATE=$STATE/deploy
 RUN=$$-$RANDOM
 WORK=$STATE/deploy/e2e-$RUN
 PIDS=()
-STARTED_ENGINE=""
 cd "$REPO"
-
-note() {
-    echo "==> $*" >&2
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 # Everything this script started or created goes, in reverse order, even after a failure.
 cleanup() {
@@ -56,9 +47,7 @@ cleanup() {
         mapfile -t ids < <(docker image ls -q --filter "label=die.e2e.run=$RUN" | sort -u)
         ((${#ids[@]} == 0)) || docker image rm -f "${ids[@]}" >/dev/null
     fi
-    if [[ -n $STARTED_ENGINE ]]; then
-        DIE_STATE_DIR=$ENGINE_STATE tests/engines/engine.sh "$STARTED_ENGINE" stop >&2
-    fi
+    stop_engine
     if ((status != 0)) && [[ -d $WORK ]]; then
         echo "--- logs kept in $WORK" >&2
         tail -n 5 "$WORK"/*.log >&2
@@ -81,15 +70,7 @@ if [[ -z ${EXPORTER:-} ]]; then
     EXPORTER=$REPO/target/release/docker-image-exporter
 fi
 
-if [[ -z ${DOCKER_HOST:-} ]]; then
-    tests/engines/install-deps.sh --no-trixie >&2
-    if ! DIE_STATE_DIR=$ENGINE_STATE tests/engines/engine.sh docker20 status >/dev/null 2>&1
-    then
-        STARTED_ENGINE=docker20
-    fi
-    DIE_STATE_DIR=$ENGINE_STATE tests/engines/engine.sh docker20 start >&2
-    export "$(DIE_STATE_DIR=$ENGINE_STATE tests/engines/engine.sh docker20 env)"
-fi
+ensure_engine
 note "engine: $DOCKER_HOST"
 tests/engines/test-image.sh >&2
 BASE=${DIE_TEST_IMAGE:-die-test/busybox:base}

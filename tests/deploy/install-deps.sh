@@ -2,8 +2,8 @@
 # Install what the deployment checks need, from Debian's archive and PyPI only; safe to re-run.
 #
 # Usage: tests/deploy/install-deps.sh
-#   Debian (bookworm): prometheus (promtool, prometheus), systemd (systemd-analyze), curl
-#                      and the shell linter
+#   Debian (bookworm): prometheus (promtool, prometheus), systemd (systemd-analyze), curl,
+#                      musl-tools (for the image's static binary) and the shell linter
 #   PyPI, into <repo>/.state/venv: jsonschema, kubernetes-validate, PyYAML
 #   Debian (trixie):   docker-compose v2, downloaded and unpacked under
 #                      <repo>/.state/deploy/compose (bookworm only has the old Python one);
@@ -26,6 +26,7 @@ PACKAGES=(
     "systemd /usr/bin/systemd-analyze"
     "shellcheck /usr/bin/shellcheck"
     "curl /usr/bin/curl"
+    "musl-tools /usr/bin/musl-gcc"
     "debian-archive-keyring /usr/share/keyrings/debian-archive-keyring.gpg"
 )
 missing=()
