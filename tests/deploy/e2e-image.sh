@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The container image, built by deploy/docker/build-image.sh and run as its Dockerfile tells
 # operators to, on a real engine: it must scan that engine as a non-root user with the
-# socket's group added, and must fail its scans (not crash) without that group.
+# socket's group added, and must fail its scans (not crash) without that group. Then the
+# exporter service of deploy/compose/compose.yml, as written but for its network (the test
+# engine has no bridge), must scan the engine too.
 #
 # Usage: tests/deploy/e2e-image.sh
 # Environment:
@@ -11,8 +13,8 @@
 #                  container.
 #   DIE_STATE_DIR  state root (default <repo>/.state)
 #
-# Prints one line per assertion and a closing 'N passed, N failed'. The test image and its
-# containers are removed on exit, failure included.
+# Prints one line per assertion and a closing 'N passed, N failed'. The test image, its
+# containers and the compose project are removed on exit, failure included.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,7 +22,10 @@ HERE=$REPO/tests/deploy
 STATE=${DIE_STATE_DIR:-$REPO/.state}
 RUN=$$-$RANDOM
 IMAGE=die-e2e/docker-image-exporter-$RUN
+PROJECT=die-e2e-$RUN
+WORK=$(mktemp -d)
 CONTAINERS=()
+COMPOSE=()
 cd "$REPO"
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
@@ -32,6 +37,11 @@ cleanup() {
         docker logs "${CONTAINERS[0]}" 2>&1 | tail -n 5 >&2
         docker rm -f "${CONTAINERS[@]}" >/dev/null
     fi
+    if ((${#COMPOSE[@]})); then
+        "${COMPOSE[@]}" logs exporter 2>&1 | tail -n 5 >&2
+        "${COMPOSE[@]}" down --volumes >/dev/null 2>&1
+    fi
+    rm -rf "$WORK"
     if [[ -n ${DOCKER_HOST:-} ]]; then
         local -a tags
         mapfile -t tags < <(docker image ls --format '{{.Repository}}:{{.Tag}}' "$IMAGE")
@@ -123,6 +133,32 @@ expect "without --group-add: /readyz answers 503" \
     test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/readyz")" = 503
 expect "without --group-add: /healthz answers 200" \
     curl -fs -o /dev/null "http://127.0.0.1:$PORT/healthz"
+
+# The compose service, with only what this engine forces changed: no bridge network, so the
+# host's; no published port, so a loopback address of its own; and this run's image.
+PORT=$(free_port)
+cat >"$WORK/override.yml" <<END
+services:
+  exporter:
+    image: $IMAGE:latest
+    network_mode: host
+    ports: !reset []
+    command: ["--web.listen-address=127.0.0.1:$PORT"]
+END
+mkdir -p "$WORK/docker/cli-plugins"
+ln -s "$STATE/deploy/compose/root/usr/libexec/docker/cli-plugins/docker-compose" \
+    "$WORK/docker/cli-plugins/docker-compose"
+COMPOSE=(env DOCKER_CONFIG="$WORK/docker" DOCKER_GID="$GID" DOCKER_SOCKET="$SOCKET"
+    docker compose --project-name "$PROJECT" -f deploy/compose/compose.yml
+    -f "$WORK/override.yml")
+"${COMPOSE[@]}" up -d --no-deps exporter >&2
+expect "compose.yml's exporter service: a scan completes" scanned "$PORT"
+expect "compose.yml's exporter service: docker_image_exporter_scan_success 1" \
+    test "$(metric "$PORT" docker_image_exporter_scan_success)" = 1
+expect "compose.yml's exporter service: read-only, no capabilities, socket read-only" \
+    test "$(docker inspect --format \
+        '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{(index .Mounts 0).RW}}' \
+        "$PROJECT-exporter-1")" = "true [ALL] false"
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))
