@@ -4,12 +4,15 @@
 //! so that a bad value stops the exporter with a message naming the flag.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
+use tokio_rustls::rustls::ClientConfig;
 
-use crate::engine::Endpoint;
+use crate::engine::{tls, Endpoint};
 use crate::snapshot::LiveStates;
 
 /// The engine's socket when neither the flag nor `DOCKER_HOST` is set.
@@ -44,6 +47,15 @@ pub struct Args {
         value_parser = parse_endpoint,
     )]
     pub docker_host: Endpoint,
+
+    /// Speak TLS to a tcp:// engine, verify its certificate against ca.pem and present
+    /// cert.pem and key.pem from --docker.cert-path. Never falls back to plain text.
+    #[arg(long = "docker.tls-verify", env = "DOCKER_TLS_VERIFY")]
+    pub docker_tls_verify: bool,
+
+    /// Directory of ca.pem, cert.pem and key.pem for --docker.tls-verify [default: ~/.docker]
+    #[arg(long = "docker.cert-path", env = "DOCKER_CERT_PATH", value_name = "DIR")]
+    pub docker_cert_path: Option<PathBuf>,
 
     /// Longest wait for one engine request, answer included (e.g. 500ms, 10s).
     #[arg(
@@ -137,6 +149,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub docker_host: Endpoint,
+    /// The TLS client configuration for a tcp:// engine, when TLS was asked for.
+    pub docker_tls: Option<Arc<ClientConfig>>,
     pub docker_timeout: Duration,
     pub scan_interval: Duration,
     pub live_states: LiveStates,
@@ -164,8 +178,10 @@ impl TryFrom<Args> for Settings {
         if args.live_states.is_empty() {
             return Err(invalid("--usage.live-states", "name at least one container state"));
         }
+        let docker_tls = docker_tls(&args)?;
         Ok(Settings {
             docker_host: args.docker_host,
+            docker_tls,
             docker_timeout: args.docker_timeout,
             scan_interval: args.scan_interval,
             live_states: LiveStates::new(&args.live_states),
@@ -174,6 +190,29 @@ impl TryFrom<Args> for Settings {
             log_level: args.log_level,
             log_format: args.log_format,
         })
+    }
+}
+
+/// Loads the engine's TLS files when TLS was asked for. TLS is for tcp:// only: asking for it
+/// with a socket path is an error rather than a silent downgrade.
+fn docker_tls(args: &Args) -> Result<Option<Arc<ClientConfig>>, clap::Error> {
+    if !args.docker_tls_verify {
+        return Ok(None);
+    }
+    if !matches!(args.docker_host, Endpoint::Tcp(_)) {
+        return Err(invalid("--docker.tls-verify", "TLS needs a tcp:// --docker.host"));
+    }
+    // As the Docker client does: ~/.docker unless a directory is named.
+    let directory = match &args.docker_cert_path {
+        Some(directory) => directory.clone(),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".docker"),
+            None => return Err(invalid("--docker.cert-path", "not set, and HOME is unknown")),
+        },
+    };
+    match tls::client_config(&directory) {
+        Ok(config) => Ok(Some(config)),
+        Err(error) => Err(invalid("--docker.cert-path", &error.to_string())),
     }
 }
 
@@ -294,6 +333,15 @@ mod tests {
             let error = parse(args).expect_err(args[0]).to_string();
             assert!(error.contains(args[0]), "{args:?}: {error}");
         }
+        let error = parse(&["--docker.host", DEFAULT_DOCKER_HOST, "--docker.tls-verify"])
+            .expect_err("TLS on a socket")
+            .to_string();
+        assert!(error.contains("--docker.tls-verify"), "{error}");
+        let missing = ["--docker.host", "tcp://127.0.0.1:2376", "--docker.tls-verify"];
+        let error = parse(&[&missing[..], &["--docker.cert-path", "/nonexistent"]].concat())
+            .expect_err("no certificates")
+            .to_string();
+        assert!(error.contains("--docker.cert-path") && error.contains("ca.pem"), "{error}");
         let error = parse(&["--usage.live-states="]).expect_err("empty").to_string();
         assert!(error.contains("--usage.live-states"), "{error}");
     }

@@ -50,7 +50,11 @@ async fn run(settings: Settings) -> ExitCode {
 
     let (stop, stopped) = watch::channel(false);
     let published = Arc::new(Published::new());
-    let engine = Engine::new(settings.docker_host.clone(), settings.docker_timeout);
+    let engine = Engine::new(
+        settings.docker_host.clone(),
+        settings.docker_tls.clone(),
+        settings.docker_timeout,
+    );
     let scanner = Scanner::new(
         engine,
         settings.live_states.clone(),

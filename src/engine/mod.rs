@@ -7,9 +7,11 @@
 //! Every request here is a `GET`: the exporter never changes anything on the engine.
 
 mod events;
+pub mod tls;
 mod transport;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -18,6 +20,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tokio_rustls::rustls::ClientConfig;
 
 pub use events::{Event, EventStream};
 pub use transport::{Endpoint, Transport};
@@ -103,9 +106,10 @@ struct InfoSummary {
 }
 
 impl Engine {
-    /// An engine at `endpoint`; nothing is sent until the first [`Engine::connect`].
-    pub fn new(endpoint: Endpoint, timeout: Duration) -> Engine {
-        Engine { transport: Transport::new(endpoint), timeout, session: None }
+    /// An engine at `endpoint`, over TLS when `tls` is given; nothing is sent until the
+    /// first [`Engine::connect`].
+    pub fn new(endpoint: Endpoint, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Engine {
+        Engine { transport: Transport::new(endpoint, tls), timeout, session: None }
     }
 
     pub fn endpoint(&self) -> &Endpoint {

@@ -6,15 +6,18 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
+use tokio_rustls::rustls::ClientConfig;
 
 /// The error type of request bodies; bodies here are empty or come from the client library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -91,17 +94,27 @@ pub struct Transport {
 enum Connection {
     Unix(Client<UnixConnector, RequestBody>),
     Tcp(Client<HttpConnector, RequestBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
 }
 
 impl Transport {
-    pub fn new(endpoint: Endpoint) -> Transport {
+    /// A client for `endpoint`; with `tls`, a TCP endpoint is spoken to over TLS only.
+    pub fn new(endpoint: Endpoint, tls: Option<Arc<ClientConfig>>) -> Transport {
         let builder = Client::builder(TokioExecutor::new());
-        let client = match &endpoint {
-            Endpoint::Unix(_) => Connection::Unix(builder.build(UnixConnector)),
-            Endpoint::Tcp(_) => {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                Connection::Tcp(builder.build(connector))
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        let client = match (&endpoint, tls) {
+            (Endpoint::Unix(_), _) => Connection::Unix(builder.build(UnixConnector)),
+            (Endpoint::Tcp(_), None) => Connection::Tcp(builder.build(tcp)),
+            (Endpoint::Tcp(_), Some(config)) => {
+                // https_only: a plain http:// URI fails rather than going out unencrypted.
+                tcp.enforce_http(false);
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config(Arc::unwrap_or_clone(config))
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(tcp);
+                Connection::Tls(builder.build(connector))
             }
         };
         Transport { endpoint, client }
@@ -122,6 +135,14 @@ impl Transport {
         match &self.client {
             Connection::Unix(client) => client.request(request).await,
             Connection::Tcp(client) => client.request(request).await,
+            Connection::Tls(client) => client.request(request).await,
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.client {
+            Connection::Tls(_) => "https",
+            _ => "http",
         }
     }
 
@@ -131,7 +152,7 @@ impl Transport {
             Endpoint::Unix(socket) => hyperlocal::Uri::new(socket, path_and_query).into(),
             // NOTE: the authority was checked when the endpoint was parsed, and the path comes
             // from a request that already parsed, so the joined URI parses too.
-            Endpoint::Tcp(authority) => format!("http://{authority}{path_and_query}")
+            Endpoint::Tcp(authority) => format!("{}://{authority}{path_and_query}", self.scheme())
                 .parse()
                 .unwrap_or_else(|_| Uri::from_static("http://invalid")),
         }

@@ -11,7 +11,8 @@
 #
 # Each engine lives in $DIE_STATE_DIR/engines/ENGINE (default <repo>/.state/engines/ENGINE)
 # with its own socket, data root, exec root, containerd, cgroup parent, pid and log files.
-# Environment: DIE_STATE_DIR (state root), DIE_ENGINE_TIMEOUT (seconds to wait, default 60).
+# Environment: DIE_STATE_DIR (state root), DIE_ENGINE_TIMEOUT (seconds to wait, default 60),
+#   DIE_DOCKERD_ARGS (more dockerd flags, space-separated; Docker engines only).
 set -euo pipefail
 
 # shellcheck source=tests/engines/lib.sh
@@ -200,6 +201,10 @@ start_docker() {
         dockerd=$DIE_TRIXIE/root/usr/sbin/dockerd
         containerd=$DIE_TRIXIE/root/usr/bin/containerd
     fi
+    # Extra dockerd flags from the caller, e.g. a TLS listener for a test.
+    local -a caller_args=()
+    read -r -a caller_args <<<"${DIE_DOCKERD_ARGS:-}"
+    extra+=("${caller_args[@]}")
     [[ -x $dockerd ]] || die "$dockerd not found (run tests/engines/install-deps.sh)"
     [[ -x $containerd ]] || die "$containerd not found (run tests/engines/install-deps.sh)"
     command -v runc >/dev/null || die "runc not found on PATH (apt-get install runc)"
