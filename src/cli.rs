@@ -14,6 +14,7 @@ use tokio_rustls::rustls::ClientConfig;
 
 use crate::engine::{tls, Endpoint};
 use crate::snapshot::LiveStates;
+use crate::web_config::WebConfig;
 
 /// The engine's socket when neither the flag nor `DOCKER_HOST` is set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -26,6 +27,8 @@ pub const DEFAULT_LIVE_STATES: &str = "running,paused,restarting";
 /// Outside the 9100-9999 range, which the Prometheus exporters' port list has used up.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10351";
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+/// Enough for every Prometheus server, probe and person; small enough to bound memory.
+pub const DEFAULT_MAX_CONNECTIONS: &str = "64";
 
 /// Paths the server answers itself; the telemetry path may not take them.
 const RESERVED_PATHS: [&str; 3] = ["/", "/healthz", "/readyz"];
@@ -111,6 +114,25 @@ pub struct Args {
     )]
     pub telemetry_path: String,
 
+    /// Web configuration file (TLS, basic authentication, rate limit, response headers) in the
+    /// format of the Prometheus exporter toolkit, so the file of another exporter works here.
+    #[arg(
+        long = "web.config.file",
+        env = "DOCKER_IMAGE_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "PATH"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Most HTTP connections served at once; more wait to be accepted.
+    #[arg(
+        long = "web.max-connections",
+        env = "DOCKER_IMAGE_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value = DEFAULT_MAX_CONNECTIONS,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..),
+    )]
+    pub max_connections: u16,
+
     /// Least severe log level to print.
     #[arg(
         long = "log.level",
@@ -156,6 +178,9 @@ pub struct Settings {
     pub live_states: LiveStates,
     pub listen_address: SocketAddr,
     pub telemetry_path: String,
+    pub max_connections: usize,
+    /// What `--web.config.file` configures; nothing without it.
+    pub web: Arc<WebConfig>,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
 }
@@ -179,6 +204,11 @@ impl TryFrom<Args> for Settings {
             return Err(invalid("--usage.live-states", "name at least one container state"));
         }
         let docker_tls = docker_tls(&args)?;
+        let web = match &args.web_config_file {
+            None => WebConfig::default(),
+            Some(path) => WebConfig::load(path)
+                .map_err(|error| invalid("--web.config.file", &error.to_string()))?,
+        };
         Ok(Settings {
             docker_host: args.docker_host,
             docker_tls,
@@ -187,6 +217,8 @@ impl TryFrom<Args> for Settings {
             live_states: LiveStates::new(&args.live_states),
             listen_address: args.listen_address,
             telemetry_path: args.telemetry_path,
+            max_connections: usize::from(args.max_connections),
+            web: Arc::new(web),
             log_level: args.log_level,
             log_format: args.log_format,
         })

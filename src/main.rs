@@ -46,7 +46,13 @@ async fn run(settings: Settings) -> ExitCode {
         scan_interval = ?settings.scan_interval,
         "starting"
     );
-    tracing::info!(%address, path = %settings.telemetry_path, "listening");
+    tracing::info!(
+        %address,
+        path = %settings.telemetry_path,
+        tls = settings.web.tls_acceptor().is_some(),
+        basic_auth = settings.web.requires_authorization(),
+        "listening"
+    );
 
     let (stop, stopped) = watch::channel(false);
     let published = Arc::new(Published::new());
@@ -62,8 +68,12 @@ async fn run(settings: Settings) -> ExitCode {
         published.clone(),
     );
     let scanning = tokio::spawn(scanner.run(stopped.clone()));
-    let routes = server::Routes { published, telemetry_path: settings.telemetry_path.into() };
-    let serving = tokio::spawn(server::serve(listener, routes, stopped));
+    let routes = server::Routes {
+        published,
+        telemetry_path: settings.telemetry_path.into(),
+        web: settings.web.clone(),
+    };
+    let serving = tokio::spawn(server::serve(listener, routes, settings.max_connections, stopped));
 
     let signal = shutdown_signal().await;
     tracing::info!(signal, "shutting down");

@@ -10,17 +10,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::render::CONTENT_TYPE as EXPOSITION_CONTENT_TYPE;
 use crate::scanner::{stop_requested, Published};
+use crate::web_config::WebConfig;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,12 +41,28 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, std::io::Error> {
 pub struct Routes {
     pub published: Arc<Published>,
     pub telemetry_path: Arc<str>,
+    /// TLS, basic authentication, rate limit and extra headers, from `--web.config.file`.
+    pub web: Arc<WebConfig>,
 }
 
 /// Accepts connections until `shutdown` turns true, then lets requests under way finish.
-pub async fn serve(listener: TcpListener, routes: Routes, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
+        // At the bound, stop accepting: further clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stop_requested(&mut shutdown) => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
@@ -57,20 +76,36 @@ pub async fn serve(listener: TcpListener, routes: Routes, mut shutdown: watch::R
             _ = stop_requested(&mut shutdown) => break,
         };
 
+        // Each connection is served on a task of its own, TLS handshake included, so that a
+        // slow client never holds up the accept loop.
         let routes = routes.clone();
-        let service = service_fn(move |request| {
-            let routes = routes.clone();
-            async move { Ok::<_, Infallible>(routes.answer(&request)) }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let tls = routes.web.tls_acceptor();
+            let service = service_fn(move |request| routes.clone().guarded(request));
+            let result = match tls {
+                None => watcher.watch(http(TokioIo::new(stream), service)).await,
+                Some(acceptor) => {
+                    // A client that never finishes its handshake must not hold a slot.
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => watcher.watch(http(TokioIo::new(stream), service)).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
 
@@ -79,7 +114,49 @@ pub async fn serve(listener: TcpListener, routes: Routes, mut shutdown: watch::R
     }
 }
 
+/// An HTTP/1.1 connection over `io`, with the header read timeout.
+fn http<I, S>(io: I, service: S) -> http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>>,
+{
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service)
+}
+
 impl Routes {
+    /// Applies the web config around [`Routes::answer`]: the rate limit, then basic
+    /// authentication (on every path, as the exporter toolkit does), then extra headers.
+    async fn guarded(
+        self,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let mut response = if !self.web.admit_request() {
+            text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n")
+        } else if self.web.requires_authorization() {
+            // A bcrypt check takes tens of milliseconds: keep it off the runtime's workers.
+            let header = request.headers().get(AUTHORIZATION).cloned();
+            let web = self.web.clone();
+            let check = tokio::task::spawn_blocking(move || web.authorize(header.as_ref()));
+            if check.await.unwrap_or(false) {
+                self.answer(&request)
+            } else {
+                let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+                let challenge = HeaderValue::from_static("Basic realm=\"docker-image-exporter\"");
+                response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+                response
+            }
+        } else {
+            self.answer(&request)
+        };
+        for (name, value) in self.web.extra_headers() {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        Ok(response)
+    }
+
     /// Answers one request; every answer is built from memory.
     pub fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path();

@@ -187,3 +187,28 @@ mod tempdir {
         }
     }
 }
+
+#[test]
+fn connections_beyond_the_bound_wait_their_turn() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let (_dir, engine) = nowhere();
+    let exporter = Exporter::start(&["--docker.host", &engine, "--web.max-connections", "2"]);
+    let idle: Vec<TcpStream> =
+        (0..2).map(|_| TcpStream::connect(exporter.address).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(200));
+
+    // A third client is not served while two connections are open...
+    let mut third = TcpStream::connect(exporter.address).expect("connect");
+    third.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    assert!(third.read_to_end(&mut answer).is_err(), "served beyond the bound: {answer:?}");
+
+    // ...and is once one of them closes.
+    drop(idle);
+    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    third.read_to_end(&mut answer).expect("answered after a slot freed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{answer:?}");
+}

@@ -112,8 +112,8 @@ async fn the_server_serves_the_golden_exposition() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let address = listener.local_addr().expect("local address");
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let routes = Routes { published, telemetry_path: "/metrics".into() };
-    tokio::spawn(serve(listener, routes, stopped));
+    let routes = Routes { published, telemetry_path: "/metrics".into(), web: Default::default() };
+    tokio::spawn(serve(listener, routes, 4, stopped));
 
     let response =
         tokio::task::spawn_blocking(move || common::http_get(address, "/metrics")).await.unwrap();
