@@ -53,7 +53,12 @@ pub struct Args {
 
     /// Speak TLS to a tcp:// engine, verify its certificate against ca.pem and present
     /// cert.pem and key.pem from --docker.cert-path. Never falls back to plain text.
-    #[arg(long = "docker.tls-verify", env = "DOCKER_TLS_VERIFY")]
+    #[arg(
+        long = "docker.tls-verify",
+        env = "DOCKER_TLS_VERIFY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = parse_tls_verify,
+    )]
     pub docker_tls_verify: bool,
 
     /// Directory of ca.pem, cert.pem and key.pem for --docker.tls-verify [default: ~/.docker]
@@ -254,8 +259,19 @@ fn invalid(flag: &str, message: &str) -> clap::Error {
         .error(ErrorKind::ValueValidation, format!("invalid value for '{flag}': {message}"))
 }
 
+/// As the Docker client reads `DOCKER_HOST`: empty means unset.
 fn parse_endpoint(value: &str) -> Result<Endpoint, String> {
+    if value.trim().is_empty() {
+        return DEFAULT_DOCKER_HOST.parse();
+    }
     value.parse()
+}
+
+/// Close to how the Docker client reads `DOCKER_TLS_VERIFY`, where any value but the empty
+/// one turns TLS on, "0" included: the safe reading of an ambiguous setting. "false" (also
+/// what the flag's absence reads as) turns it off.
+fn parse_tls_verify(value: &str) -> Result<bool, String> {
+    Ok(!value.is_empty() && value != "false")
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {
@@ -376,5 +392,16 @@ mod tests {
         assert!(error.contains("--docker.cert-path") && error.contains("ca.pem"), "{error}");
         let error = parse(&["--usage.live-states="]).expect_err("empty").to_string();
         assert!(error.contains("--usage.live-states"), "{error}");
+    }
+
+    #[test]
+    fn docker_environment_values_read_as_the_docker_client_reads_them() {
+        let plain = parse(&["--docker.host", DEFAULT_DOCKER_HOST]).expect("parses");
+        assert!(plain.docker_tls.is_none());
+        assert_eq!(parse_endpoint(""), DEFAULT_DOCKER_HOST.parse());
+        for (value, on) in [("1", true), ("0", true), ("yes", true), ("", false), ("false", false)]
+        {
+            assert_eq!(parse_tls_verify(value), Ok(on), "{value:?}");
+        }
     }
 }
