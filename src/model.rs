@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 /// One entry of `GET /images/json?all=1`.
 ///
-/// See <https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Image/operation/ImageList>.
+/// See the engine API reference, "ImageList":
+/// <https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Image>.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImageSummary {
     #[serde(rename = "Id")]
@@ -33,7 +34,8 @@ pub struct ImageSummary {
 
 /// One entry of `GET /containers/json?all=1`.
 ///
-/// See <https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Container/operation/ContainerList>.
+/// See the engine API reference, "ContainerList":
+/// <https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Container>.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContainerSummary {
     #[serde(rename = "Id")]

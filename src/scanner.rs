@@ -170,7 +170,9 @@ impl Scanner {
         let now = Instant::now();
         match event {
             Ok(Some(event)) => {
-                let kind = EVENT_TYPES.iter().position(|t| *t == event.kind).unwrap_or(2);
+                // Types other than the named ones count under the last, "other".
+                let other = EVENT_TYPES.len() - 1;
+                let kind = EVENT_TYPES.iter().position(|t| *t == event.kind).unwrap_or(other);
                 self.status.events[kind] += 1;
                 self.status.last_event_timestamp = Some(unix_now());
                 tracing::trace!(kind = %event.kind, action = %event.action, "engine event");
