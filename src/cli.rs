@@ -27,6 +27,8 @@ pub const DEFAULT_LIVE_STATES: &str = "running,paused,restarting";
 /// Outside the 9100-9999 range, which the Prometheus exporters' port list has used up.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10351";
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_LOG_FORMAT: &str = "logfmt";
 /// Enough for every Prometheus server, probe and person; small enough to bound memory.
 pub const DEFAULT_MAX_CONNECTIONS: &str = "64";
 
@@ -142,7 +144,7 @@ pub struct Args {
     #[arg(
         long = "log.level",
         env = "DOCKER_IMAGE_EXPORTER_LOG_LEVEL",
-        default_value = "info",
+        default_value = DEFAULT_LOG_LEVEL,
         value_name = "LEVEL"
     )]
     pub log_level: LogLevel,
@@ -151,7 +153,7 @@ pub struct Args {
     #[arg(
         long = "log.format",
         env = "DOCKER_IMAGE_EXPORTER_LOG_FORMAT",
-        default_value = "logfmt",
+        default_value = DEFAULT_LOG_FORMAT,
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
