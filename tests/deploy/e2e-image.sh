@@ -81,7 +81,7 @@ expect() {
 run_image() {
     local port=$1
     shift
-    docker run -d --network host --read-only --cap-drop ALL \
+    docker run -d --pull never --network host --read-only --cap-drop ALL \
         --security-opt no-new-privileges \
         -v "$SOCKET:/var/run/docker.sock:ro" "$@" \
         "$IMAGE:latest" --web.listen-address="127.0.0.1:$port"
@@ -151,7 +151,7 @@ ln -s "$STATE/deploy/compose/root/usr/libexec/docker/cli-plugins/docker-compose"
 COMPOSE=(env DOCKER_CONFIG="$WORK/docker" DOCKER_GID="$GID" DOCKER_SOCKET="$SOCKET"
     docker compose --project-name "$PROJECT" -f deploy/compose/compose.yml
     -f "$WORK/override.yml")
-"${COMPOSE[@]}" up -d --no-deps exporter >&2
+"${COMPOSE[@]}" up -d --no-deps --pull never exporter >&2
 expect "compose.yml's exporter service: a scan completes" scanned "$PORT"
 expect "compose.yml's exporter service: docker_image_exporter_scan_success 1" \
     test "$(metric "$PORT" docker_image_exporter_scan_success)" = 1

@@ -80,13 +80,14 @@ BASE=${DIE_TEST_IMAGE:-die-test/busybox:base}
 # One LABEL per --change: Podman reads only the first key=value of a LABEL line.
 make_image() {
     local role=$1 cid
-    cid=$(docker create --network none --label die.e2e=1 --label "die.e2e.run=$RUN" "$BASE")
+    cid=$(docker create --pull never --network none --label die.e2e=1 --label "die.e2e.run=$RUN" "$BASE")
     docker commit --change "LABEL die.e2e=1" --change "LABEL die.e2e.run=$RUN" \
         --change "LABEL die.e2e.role=$role" "$cid" "die-e2e/$role:$RUN" >/dev/null
     docker rm "$cid" >/dev/null
     docker image inspect --format '{{.Id}}' "die-e2e/$role:$RUN"
 }
-LABELS=(--network none --label die.e2e=1 --label "die.e2e.run=$RUN")
+# Nothing is ever pulled: every image here is built on the engine itself.
+LABELS=(--pull never --network none --label die.e2e=1 --label "die.e2e.run=$RUN")
 IN_USE=$(make_image in-use)
 STOPPED_ONLY=$(make_image stopped-only)
 UNUSED=$(make_image unused)
