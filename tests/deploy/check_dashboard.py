@@ -149,13 +149,25 @@ def main():
     parser.add_argument("dashboards", nargs="+")
     args = parser.parse_args()
 
-    schema = dashboard.load(args.schema)
+    # The schema is not part of the repository. Where it is missing the check is skipped, and
+    # said so loudly; in CI (CI=true), where it is always laid beside the checkout, a missing
+    # schema fails.
+    schema = None
+    if os.path.exists(args.schema):
+        schema = dashboard.load(args.schema)
+    elif os.environ.get("CI") == "true":
+        print(f"FAIL dashboard schema not found at {args.schema}")
+        return 1
+    else:
+        print(f"skip dashboard schema check: no schema at {args.schema} "
+              "(set GRAFANA_DASHBOARD_SCHEMA to Grafana's dashboard JSON schema)")
     failed = False
     for path in args.dashboards:
         dash = dashboard.load(path)
-        checks = [("schema " + os.path.relpath(os.path.abspath(args.schema)),
-                   check_schema(dash, schema)),
-                  ("variables", check_variables(dash)),
+        checks = [] if schema is None else [
+            ("schema " + os.path.relpath(os.path.abspath(args.schema)),
+             check_schema(dash, schema))]
+        checks += [("variables", check_variables(dash)),
                   ("datasources", check_datasources(dash)),
                   ("layout", check_layout(dash))]
         filters, cardinality = [], []
