@@ -26,6 +26,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -589,6 +590,8 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"error: {tool} not found (apt-get install {tool})")
 
+    # On SIGTERM, unwind as on an error, so that the cleanup below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("error: terminated"))
     env = dict(os.environ, DIE_STATE_DIR=args.state_dir)
     if args.exporter == parser.get_default("exporter") and not args.cleanup:
         note("building the exporter (release)")
@@ -612,6 +615,9 @@ def main():
     try:
         have_containers, have_images = count_objects(api)
         for size in sizes:
+            if have_containers > size:
+                note(f"skipping {size}: {have_containers} containers are there already")
+                continue
             images = max(1, size // args.containers_per_image)
             if have_images < images:
                 note(f"committing images {have_images}..{images}")
