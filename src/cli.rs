@@ -22,6 +22,9 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_DOCKER_TIMEOUT: &str = "10s";
 /// How often the engine is scanned.
 pub const DEFAULT_SCAN_INTERVAL: &str = "15s";
+/// The shortest scan interval: events already bring changes within a second, and shorter
+/// intervals would only load the engine.
+pub const MIN_SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// The container states that make an image "in use".
 pub const DEFAULT_LIVE_STATES: &str = "running,paused,restarting";
 /// Outside the 9100-9999 range, which the Prometheus exporters' port list has used up.
@@ -84,7 +87,7 @@ pub struct Args {
         env = "DOCKER_IMAGE_EXPORTER_SCAN_INTERVAL",
         default_value = DEFAULT_SCAN_INTERVAL,
         value_name = "DURATION",
-        value_parser = parse_duration,
+        value_parser = parse_interval,
         allow_hyphen_values = true,
     )]
     pub scan_interval: Duration,
@@ -101,7 +104,8 @@ pub struct Args {
     )]
     pub live_states: Vec<String>,
 
-    /// Address to serve HTTP on, host:port (":port" for every interface).
+    /// Address to serve HTTP on, host:port (":port" for every IPv4 interface, "[::]:port" for
+    /// IPv6 as well).
     #[arg(
         long = "web.listen-address",
         env = "DOCKER_IMAGE_EXPORTER_WEB_LISTEN_ADDRESS",
@@ -137,6 +141,7 @@ pub struct Args {
         default_value = DEFAULT_MAX_CONNECTIONS,
         value_name = "N",
         value_parser = clap::value_parser!(u16).range(1..),
+        allow_hyphen_values = true,
     )]
     pub max_connections: u16,
 
@@ -285,6 +290,14 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn parse_interval(value: &str) -> Result<Duration, String> {
+    let interval = parse_duration(value)?;
+    if interval < MIN_SCAN_INTERVAL {
+        return Err(format!("must be at least {}", humantime::format_duration(MIN_SCAN_INTERVAL)));
+    }
+    Ok(interval)
+}
+
 fn parse_state(value: &str) -> Result<String, String> {
     let state = value.trim().to_ascii_lowercase();
     if state.is_empty() {
@@ -369,9 +382,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_flag() {
-        let cases: [&[&str]; 8] = [
+        let cases: [&[&str]; 10] = [
             &["--scan.interval", "soon"],
             &["--scan.interval", "0s"],
+            &["--scan.interval", "1ns"],
+            &["--web.max-connections", "-1"],
             &["--docker.timeout", "-1s"],
             &["--docker.host", "ssh://host"],
             &["--web.listen-address", "nowhere"],

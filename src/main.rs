@@ -44,8 +44,13 @@ async fn run(settings: Settings) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         engine = %settings.docker_host,
         scan_interval = ?settings.scan_interval,
+        live_states = %settings.live_states,
         "starting"
     );
+    // A misspelt live state would quietly class running images as stopped_only.
+    for state in settings.live_states.unknown() {
+        tracing::warn!(state, "a live state that neither Docker nor Podman reports");
+    }
     tracing::info!(
         %address,
         path = %settings.telemetry_path,

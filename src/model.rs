@@ -30,6 +30,10 @@ pub struct ImageSummary {
     /// Total size of the image's layers in bytes.
     #[serde(rename = "Size", default)]
     pub size: Option<i64>,
+
+    /// The image this one was built on, on the classic store; empty or absent otherwise.
+    #[serde(rename = "ParentId", default)]
+    pub parent_id: Option<String>,
 }
 
 /// One entry of `GET /containers/json?all=1`.

@@ -292,13 +292,21 @@ fn image_families(snapshot: &Snapshot, text: &mut Exposition) {
         "docker_image_info",
         &format!(
             "Every image the engine lists (all=1), and every image ID containers reference that \
-             it no longer lists (image=\"<missing>\"). Always 1. {CACHED}"
+             it no longer lists (image=\"<missing>\"). dangling: untagged and no image built \
+             on it, as the engine's filter has it; intermediate: untagged with images built on \
+             it. Always 1. {CACHED}"
         ),
     );
     text.per_image(info, images, |family, image| {
         let dangling = if image.dangling { "true" } else { "false" };
+        let intermediate = if image.intermediate { "true" } else { "false" };
         family.sample(
-            &[("image_id", &image.id), ("image", &image.name), ("dangling", dangling)],
+            &[
+                ("image_id", &image.id),
+                ("image", &image.name),
+                ("dangling", dangling),
+                ("intermediate", intermediate),
+            ],
             1.0,
         );
     });
@@ -532,6 +540,7 @@ mod tests {
             repo_digests: None,
             created: Some(10),
             size: Some(-1),
+            parent_id: None,
         }];
         let containers = vec![ContainerSummary {
             id: "c".into(),
@@ -569,6 +578,7 @@ mod tests {
                 repo_digests: None,
                 created: None,
                 size: None,
+                parent_id: None,
             }],
             vec![],
             &LiveStates::new(["running"]),
@@ -592,6 +602,7 @@ mod tests {
                 repo_digests: None,
                 created: Some(10),
                 size: Some(5),
+                parent_id: None,
             })
             .collect();
         let snapshot = Snapshot::build(images, vec![], &LiveStates::new(["running"]));

@@ -8,6 +8,10 @@
 //! - an image listed several times (one entry per tag on some stores) is one image;
 //! - a container whose image was force-removed still counts, under an image marked missing;
 //! - "dangling" (untagged) says nothing about use: only containers do.
+//!
+//! "Dangling" follows the engine's own filter: an untagged image that no other listed image is
+//! built on. An untagged image that others are built on (a classic build's intermediate step)
+//! is "intermediate": no prune removes it while its children exist.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,6 +21,10 @@ use crate::model::{normalize_image_id, ContainerSummary, ImageSummary};
 /// zeros included, so that queries and alerts never meet an absent series.
 pub const KNOWN_STATES: [&str; 7] =
     ["created", "running", "paused", "restarting", "removing", "exited", "dead"];
+
+/// States Podman reports besides Docker's (libpod's own names).
+pub const PODMAN_STATES: [&str; 6] =
+    ["configured", "initialized", "stopped", "stopping", "removing", "unknown"];
 
 /// The `image` label of an image that containers reference but the engine no longer lists.
 pub const MISSING_IMAGE_NAME: &str = "<missing>";
@@ -77,6 +85,24 @@ impl LiveStates {
     pub fn contains(&self, state: &str) -> bool {
         self.0.contains(state)
     }
+
+    /// The states of the set that no engine is known to report: likely misspelt.
+    pub fn unknown(&self) -> Vec<&str> {
+        let mut unknown: Vec<&str> = (self.0.iter().map(String::as_str))
+            .filter(|s| !KNOWN_STATES.contains(s) && !PODMAN_STATES.contains(s))
+            .collect();
+        unknown.sort_unstable();
+        unknown
+    }
+}
+
+impl std::fmt::Display for LiveStates {
+    /// The states, sorted and comma-separated, as the flag takes them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut states: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        states.sort_unstable();
+        f.write_str(&states.join(","))
+    }
 }
 
 /// One image as the exporter publishes it.
@@ -89,8 +115,11 @@ pub struct Image {
     pub name: String,
     /// Every tag, sorted.
     pub tags: Vec<String>,
-    /// True when the image has no tag (whether or not containers use it).
+    /// True when the image has no tag and no listed image is built on it, as the engine's
+    /// `dangling=true` filter has it (whether or not containers use it).
     pub dangling: bool,
+    /// True when the image has no tag but other listed images are built on it.
+    pub intermediate: bool,
     /// False when containers reference the ID but the image list does not have it.
     pub listed: bool,
     /// Size in bytes as the engine reports it; `None` when unknown or not computed.
@@ -137,8 +166,17 @@ impl Snapshot {
 
         // Merge the image list by normalized ID: one image however many entries it has.
         let mut by_id: BTreeMap<String, ImageAcc> = BTreeMap::new();
+        let mut parents = HashSet::new();
         for summary in images {
+            if let Some(parent) = summary.parent_id.as_deref().filter(|p| !p.is_empty()) {
+                parents.insert(normalize_image_id(parent));
+            }
             by_id.entry(normalize_image_id(&summary.id)).or_default().absorb(summary);
+        }
+        for parent in parents {
+            if let Some(acc) = by_id.get_mut(&parent) {
+                acc.has_children = true;
+            }
         }
 
         // Attribute each container to its ImageID, adding missing images as they appear.
@@ -224,6 +262,8 @@ struct ImageAcc {
     size: Option<u64>,
     created: Option<i64>,
     references: Vec<u64>,
+    /// Whether another listed image names this one as its parent.
+    has_children: bool,
 }
 
 impl ImageAcc {
@@ -277,7 +317,8 @@ impl ImageAcc {
         Image {
             id,
             name,
-            dangling: self.tags.is_empty(),
+            dangling: self.tags.is_empty() && !self.has_children,
+            intermediate: self.tags.is_empty() && self.has_children,
             tags: self.tags,
             listed: self.listed,
             size_bytes: self.size,

@@ -522,9 +522,24 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     // On the classic store, untagging the parent leaves it in place (the child needs it),
     // listed only with all=1; the containerd store deletes it.
     must_docker(&["rmi", &parent_tag]);
-    let parent_expectation = match docker(&["image", "inspect", &parent]) {
-        Ok(_) => image_is(&parent, Name::Untagged, &[], "unused"),
-        Err(_) => image_is_gone(&parent),
+    let parent_id = parent.clone();
+    let parent_expectations = match docker(&["image", "inspect", &parent]) {
+        Ok(_) => vec![
+            image_is(&parent, Name::Untagged, &[], "unused"),
+            expect("the untagged parent is intermediate, not dangling", move |e| {
+                let info = e.find("docker_image_info", &[("image_id", &parent_id)]);
+                match info.as_slice() {
+                    [one]
+                        if one.labels["intermediate"] == "true"
+                            && one.labels["dangling"] == "false" =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }),
+        ],
+        Err(_) => vec![image_is_gone(&parent)],
     };
 
     // An untagged image that a running container still uses.
@@ -544,11 +559,10 @@ fn parents_of_local_builds_and_untagged_images_in_use() {
     let child_name = Name::Tag(scenario.target.tag_name(&child_tag));
     check_all(
         &exporter,
-        &[
-            parent_expectation,
-            image_is(&child, child_name, &[("running", 1.0)], "in_use"),
-            used_expectation,
-        ],
+        &parent_expectations
+            .into_iter()
+            .chain([image_is(&child, child_name, &[("running", 1.0)], "in_use"), used_expectation])
+            .collect::<Vec<_>>(),
     );
 }
 

@@ -73,10 +73,13 @@ fn recorded_payloads_are_accounted_for() {
     assert_eq!(image(&snapshot, WEB).tags.len(), 3);
     assert!(image(&snapshot, APP_OLD).dangling);
     assert_eq!(image(&snapshot, APP_NEW).usage, Usage::Unused);
+    // The untagged parent of a local build is intermediate, not dangling, as the engine's
+    // dangling filter has it.
     assert_eq!(image(&snapshot, PARENT).usage, Usage::Unused);
-    assert!(image(&snapshot, PARENT).dangling);
+    assert!(!image(&snapshot, PARENT).dangling);
+    assert!(image(&snapshot, PARENT).intermediate);
     assert_eq!(snapshot.missing_images(), 1);
-    assert_eq!(snapshot.dangling_images(), 2);
+    assert_eq!(snapshot.dangling_images(), 1);
     assert_eq!(snapshot.images_by_usage(), [4, 1, 2]);
 }
 

@@ -17,6 +17,10 @@ use super::{EngineError, Operation};
 pub(super) const EVENTS_PATH: &str =
     "/events?filters=%7B%22type%22%3A%5B%22container%22%2C%22image%22%5D%7D";
 
+/// The longest event the exporter waits for. Real events are a few hundred bytes; a stream
+/// that sends more without completing one is broken, and buffering it would only grow memory.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
 /// Actions that cannot change any container's state or any image's tags. Everything else,
 /// including actions this list has never heard of, causes a rescan.
 const IRRELEVANT_ACTIONS: [&str; 14] = [
@@ -94,6 +98,13 @@ impl EventStream {
             if let Ok(data) = frame.into_data() {
                 self.parser.push(&data);
             }
+            if self.parser.pending() > MAX_EVENT_BYTES {
+                return Err(EngineError::Unreachable {
+                    operation: Operation::Events,
+                    endpoint: "the event stream".to_owned(),
+                    message: format!("an event longer than {MAX_EVENT_BYTES} bytes"),
+                });
+            }
         }
     }
 }
@@ -107,6 +118,11 @@ struct EventParser {
 impl EventParser {
     fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet taken as events.
+    fn pending(&self) -> usize {
+        self.buffer.len()
     }
 
     /// Takes one complete event off the front of the buffer, if there is one. A line that

@@ -325,7 +325,7 @@ impl Engine {
             Library::DockerResponseServerError { status_code, message } => EngineError::Status {
                 operation,
                 status: StatusCode::from_u16(status_code).unwrap_or(StatusCode::BAD_GATEWAY),
-                message,
+                message: error_message(message.as_bytes()),
             },
             Library::JsonDataError { message, .. } => {
                 EngineError::Decode { operation, source: serde::de::Error::custom(message) }

@@ -51,6 +51,10 @@ impl FromStr for Endpoint {
             if authority.is_empty() || authority.contains('/') {
                 return Err(format!("{value:?}: expected tcp://host:port"));
             }
+            // Credentials in the address would end up in logs; the engine takes none anyway.
+            if authority.contains('@') {
+                return Err(format!("{value:?}: user names and passwords are not supported"));
+            }
             // Docker's own default for tcp:// without a port.
             let authority = if has_port(authority) {
                 authority.to_owned()
@@ -60,6 +64,10 @@ impl FromStr for Endpoint {
             authority
                 .parse::<Uri>()
                 .map_err(|error| format!("{value:?}: not a host and port: {error}"))?;
+            let port = authority.rsplit_once(':').map_or("", |(_, port)| port);
+            if !matches!(port.parse::<u16>(), Ok(1..)) {
+                return Err(format!("{value:?}: the port must be a number from 1 to 65535"));
+            }
             return Ok(Endpoint::Tcp(authority));
         }
         Err(format!("{value:?}: unsupported address; use unix:///path or tcp://host:port"))
@@ -179,7 +187,17 @@ mod tests {
 
     #[test]
     fn bad_endpoints_say_what_is_wrong() {
-        for bad in ["ssh://host", "unix://relative.sock", "tcp://", "tcp://host:1/x", "/x"] {
+        let bad_ones = [
+            "ssh://host",
+            "unix://relative.sock",
+            "tcp://",
+            "tcp://host:1/x",
+            "/x",
+            "tcp://127.0.0.1:99999",
+            "tcp://127.0.0.1:0",
+            "tcp://user:secret@127.0.0.1:2375",
+        ];
+        for bad in bad_ones {
             let error = bad.parse::<Endpoint>().expect_err(bad);
             assert!(error.contains(bad), "{error}");
         }

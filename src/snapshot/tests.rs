@@ -13,6 +13,7 @@ fn image(id: &str, tags: &[&str], digests: &[&str]) -> ImageSummary {
         repo_digests: Some(digests.iter().map(|d| d.to_string()).collect()),
         created: Some(1_700_000_000),
         size: Some(1000),
+        parent_id: None,
     }
 }
 
@@ -229,4 +230,19 @@ fn containers_without_an_image_id_are_counted_on_the_host_only() {
     assert_eq!(snapshot.unattributed_containers, 1);
     assert_eq!(snapshot.containers_by_state.iter().sum::<u64>(), 1);
     assert_eq!(find(&snapshot, A).usage, Usage::Unused);
+}
+
+#[test]
+fn an_untagged_parent_is_intermediate_not_dangling() {
+    // A classic build's step: untagged, and the tagged child names it as its parent.
+    let mut child = image(B, &["child:1"], &[]);
+    child.parent_id = Some(A[7..].to_owned());
+    let snapshot = Snapshot::build(vec![image(A, &[], &[]), child], vec![], &live());
+
+    let parent = find(&snapshot, A);
+    assert!(parent.intermediate);
+    assert!(!parent.dangling);
+    assert_eq!(parent.usage, Usage::Unused);
+    assert!(!find(&snapshot, B).intermediate);
+    assert_eq!(snapshot.dangling_images(), 0);
 }
