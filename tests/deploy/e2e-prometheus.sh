@@ -80,7 +80,8 @@ BASE=${DIE_TEST_IMAGE:-die-test/busybox:base}
 # One LABEL per --change: Podman reads only the first key=value of a LABEL line.
 make_image() {
     local role=$1 cid
-    cid=$(docker create --pull never --network none --label die.e2e=1 --label "die.e2e.run=$RUN" "$BASE")
+    cid=$(docker create --pull never --network none --label die.e2e=1 \
+        --label "die.e2e.run=$RUN" "$BASE")
     docker commit --change "LABEL die.e2e=1" --change "LABEL die.e2e.run=$RUN" \
         --change "LABEL die.e2e.role=$role" "$cid" "die-e2e/$role:$RUN" >/dev/null
     docker rm "$cid" >/dev/null
