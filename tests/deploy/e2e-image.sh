@@ -63,17 +63,6 @@ deploy/docker/build-image.sh "$IMAGE" >&2
 
 PASSED=0
 FAILED=0
-expect() {
-    local name=$1
-    shift
-    if "$@"; then
-        echo "ok   $name"
-        PASSED=$((PASSED + 1))
-    else
-        echo "FAIL $name"
-        FAILED=$((FAILED + 1))
-    fi
-}
 
 # Run the image the way the Dockerfile's header shows, plus the hardening operators add.
 # The engine has no bridge network, so the container shares the host's loopback instead

@@ -115,17 +115,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-expect() {
-    local name=$1
-    shift
-    if "$@"; then
-        echo "ok   $name"
-        PASSED=$((PASSED + 1))
-    else
-        echo "FAIL $name"
-        FAILED=$((FAILED + 1))
-    fi
-}
 
 "$HERE/install-deps.sh" >&2
 if [[ $ENGINE == docker26 ]]; then

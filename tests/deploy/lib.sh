@@ -34,3 +34,17 @@ stop_engine() {
         DIE_STATE_DIR=$STATE/deploy "$REPO/tests/engines/engine.sh" "$STARTED_ENGINE" stop >&2
     fi
 }
+
+# Runs one assertion: the command after NAME must succeed. Prints "ok" or "FAIL" with NAME and
+# counts it in PASSED or FAILED, which the caller sets to 0 and reports at the end.
+expect() {
+    local name=$1
+    shift
+    if "$@"; then
+        echo "ok   $name"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $name"
+        FAILED=$((FAILED + 1))
+    fi
+}
