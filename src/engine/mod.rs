@@ -123,10 +123,11 @@ impl Engine {
     /// engine's and the client library's API versions, so an engine older than the library
     /// (Docker 20.10 speaks 1.41) works, and so does one that refuses old clients.
     pub async fn connect(&mut self) -> Result<&EngineInfo, EngineError> {
-        if self.session.is_none() {
-            self.session = Some(self.open_session().await?);
-        }
-        Ok(&self.session.as_ref().expect("session was just set").info)
+        let session = match self.session.take() {
+            Some(session) => session,
+            None => self.open_session().await?,
+        };
+        Ok(&self.session.insert(session).info)
     }
 
     /// Forgets the negotiated session, so that the next scan connects afresh: the engine may
