@@ -89,7 +89,8 @@ fn plain_relay(socket: String) -> u16 {
 
 #[test]
 fn tls_to_the_engine_is_verified_and_never_plain() {
-    let scratch = std::env::temp_dir().join(format!("die-tls-{}", std::process::id()));
+    // Apart from the engine's own state directory, which the engine's drop removes.
+    let scratch = std::env::temp_dir().join(format!("die-tlspki-{}", std::process::id()));
     let pki = Pki::new(&scratch.join("pki"));
     let port = free_port();
     let tcp_host = format!("tcp://127.0.0.1:{port}");
