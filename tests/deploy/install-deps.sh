@@ -16,9 +16,9 @@ STATE=${DIE_STATE_DIR:-$REPO/.state}
 VENV=$STATE/venv
 COMPOSE=$STATE/deploy/compose
 
-note() {
-    echo "==> $*" >&2
-}
+# The engines' helpers: note, die and the trixie download.
+# shellcheck source=../engines/lib.sh
+source "$REPO/tests/engines/lib.sh"
 
 # Package, and a file it installs that tells whether it is there.
 PACKAGES=(
@@ -53,23 +53,7 @@ fi
 # compose.yml (group_add, security_opt, ...) where `docker stack config` refuses them.
 if [[ ! -x $COMPOSE/root/usr/libexec/docker/cli-plugins/docker-compose ]]; then
     note "downloading trixie's docker-compose into $COMPOSE"
-    apt=$COMPOSE/apt
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/preferences.d" \
-        "$COMPOSE/debs"
-    cat >"$apt/trixie.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    opts=(-o "Dir::Etc::sourcelist=$apt/trixie.sources" -o "Dir::Etc::sourceparts=-"
-        -o "Dir::Etc::preferencesparts=$apt/preferences.d" -o "Dir::State::Lists=$apt/lists"
-        -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=root")
-    apt-get "${opts[@]}" -q update >"$apt/update.log" 2>&1 \
-        || { tail -n 20 "$apt/update.log" >&2; exit 1; }
-    (cd "$COMPOSE/debs" && apt-get "${opts[@]}" -q download docker-compose/trixie) \
-        >"$apt/download.log" 2>&1 || { tail -n 20 "$apt/download.log" >&2; exit 1; }
+    trixie_download "$COMPOSE/debs" docker-compose/trixie
     rm -rf "$COMPOSE/root"
     dpkg -x "$COMPOSE"/debs/docker-compose_*.deb "$COMPOSE/root"
 fi

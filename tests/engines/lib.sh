@@ -36,16 +36,13 @@ trixie_apt_opts() {
         -o "APT::Sandbox::User=root"
 }
 
-# Download (once) trixie's docker.io and containerd debs and unpack them under
-# $DIE_TRIXIE/root. trixie's runc is not fetched: it needs a newer glibc than
-# bookworm's, and bookworm's /usr/sbin/runc serves both engines.
-fetch_trixie() {
-    local apt=$DIE_TRIXIE/apt debs=$DIE_TRIXIE/debs root=$DIE_TRIXIE/root
-    if [[ -x $root/usr/sbin/dockerd && -x $root/usr/bin/containerd ]]; then
-        return 0
-    fi
-    command -v apt-get >/dev/null || die "apt-get not found; cannot fetch trixie's docker.io"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/preferences.d" "$debs"
+# Downloads trixie's debs of the packages named (PKG/trixie ...) into DIR, through the
+# trixie-only source list and lists of $DIE_TRIXIE/apt.
+trixie_download() {
+    local dir=$1 apt=$DIE_TRIXIE/apt
+    shift
+    command -v apt-get >/dev/null || die "apt-get not found; cannot fetch from trixie"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/preferences.d" "$dir"
     cat >"$apt/trixie.sources" <<'EOF'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -55,16 +52,25 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     local -a opts
     mapfile -t opts < <(trixie_apt_opts)
+    apt-get "${opts[@]}" -q update >"$apt/update.log" 2>&1 \
+        || { tail -n 20 "$apt/update.log" >&2; die "apt-get update for trixie failed"; }
+    (cd "$dir" && apt-get "${opts[@]}" -q download "$@") >"$apt/download.log" 2>&1 \
+        || { tail -n 20 "$apt/download.log" >&2; die "apt-get download from trixie failed"; }
+}
 
+# Download (once) trixie's docker.io and containerd debs and unpack them under
+# $DIE_TRIXIE/root. trixie's runc is not fetched: it needs a newer glibc than
+# bookworm's, and bookworm's /usr/sbin/runc serves both engines.
+fetch_trixie() {
+    local debs=$DIE_TRIXIE/debs root=$DIE_TRIXIE/root
+    if [[ -x $root/usr/sbin/dockerd && -x $root/usr/bin/containerd ]]; then
+        return 0
+    fi
     # The debs are cached: only download when one of the two is missing.
     if ! compgen -G "$debs/docker.io_*.deb" >/dev/null \
         || ! compgen -G "$debs/containerd_*.deb" >/dev/null; then
         note "downloading trixie's docker.io and containerd into $debs"
-        apt-get "${opts[@]}" -q update >"$apt/update.log" 2>&1 \
-            || { tail -n 20 "$apt/update.log" >&2; die "apt-get update for trixie failed"; }
-        (cd "$debs" && apt-get "${opts[@]}" -q download docker.io/trixie containerd/trixie) \
-            >"$apt/download.log" 2>&1 \
-            || { tail -n 20 "$apt/download.log" >&2; die "apt-get download from trixie failed"; }
+        trixie_download "$debs" docker.io/trixie containerd/trixie
     fi
 
     # Unpack into a fresh directory, then move it into place in one step.
