@@ -117,11 +117,22 @@ fail_start() {
 }
 
 # Wait until a unix socket exists and the process recorded under NAME lives.
+# Whether the process recorded under NAME still runs (a zombie does not). Unlike live_pid
+# it does not read the command line, which can be momentarily empty while the process execs
+# and would read as "exited".
+still_running() {
+    local file=$PIDS/$1 pid state
+    [[ -s $file ]] || return 1
+    pid=$(<"$file")
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
 wait_socket() {
     local name=$1 sock=$2 i
     for ((i = 0; i < TIMEOUT * 10; i++)); do
         [[ -S $sock ]] && return 0
-        live_pid "$name" >/dev/null || fail_start "$name exited before creating $sock"
+        still_running "$name" || fail_start "$name exited before creating $sock"
         sleep 0.1
     done
     fail_start "$name did not create $sock within ${TIMEOUT}s"
@@ -131,7 +142,7 @@ wait_ping() {
     local main=$1 i
     for ((i = 0; i < TIMEOUT * 5; i++)); do
         ping_engine && return 0
-        live_pid "$main" >/dev/null || fail_start "$main exited before answering on $SOCK"
+        still_running "$main" || fail_start "$main exited before answering on $SOCK"
         sleep 0.2
     done
     fail_start "no answer to GET /_ping on $SOCK within ${TIMEOUT}s"
